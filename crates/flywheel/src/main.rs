@@ -1,0 +1,61 @@
+//! `flywheel`: the command line. Thin: parse arguments, call a library,
+//! print, and turn the outcome into an exit code scripts can use.
+
+mod contract;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes shared by every command.
+pub mod exit {
+    /// Clean: nothing to report.
+    pub const OK: u8 = 0;
+    /// The command ran and found problems (violations, blockers).
+    pub const FOUND: u8 = 1;
+    /// Bad usage, unreadable or invalid input: nothing was checked.
+    pub const USAGE: u8 = 2;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "flywheel",
+    version,
+    about = "Control plane for the self-hosted runner and cache platform",
+    long_about = "flywheel turns the platform contract into software operators can trust.\n\n\
+        One typed configuration (platform.yaml) is the source of truth: the live contract \
+        document is generated from it, and docs, workflows and tfvars are checked against it.",
+    after_help = "Exit codes: 0 clean, 1 problems found, 2 bad usage or input.\n\n\
+        Start with:\n  flywheel contract render --config examples/platform.yaml\n  \
+        flywheel contract check --config examples/platform.yaml examples/overlays"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Render the platform contract or check files against it.
+    #[command(subcommand)]
+    Contract(contract::ContractCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let code = match cli.command {
+        Command::Contract(cmd) => contract::run(cmd),
+    };
+    ExitCode::from(code)
+}
