@@ -203,8 +203,10 @@ fn nearest(root: &Node, path: &str) -> Pos {
 }
 
 pub fn load_organization(file: &Path, text: &str) -> Result<Loaded, FileError> {
-    let (organization, root): (Organization, Node) = flywheel_yaml::load(file, text)?;
-    if !root.is_null() && root.as_map().is_none() {
+    let root = flywheel_yaml::parse(text).map_err(|e| FileError::from_syntax(file, e))?;
+    if root.is_null() {
+        // An empty file: every required key is missing, listed below.
+    } else if root.as_map().is_none() {
         return Err(FileError::new(
             file,
             root.pos,
@@ -215,6 +217,11 @@ pub fn load_organization(file: &Path, text: &str) -> Result<Loaded, FileError> {
             ),
         ));
     }
+    let organization: Organization = if root.is_null() {
+        Organization::default()
+    } else {
+        flywheel_yaml::from_node(&root, "").map_err(|e| FileError::from_model(file, e))?
+    };
     let mut problems = Vec::new();
     let mut problem = |path: &str, pos: Option<Pos>, message: String| {
         let pos = pos.unwrap_or_else(|| nearest(&root, path));
