@@ -216,7 +216,7 @@ fn a_tree_is_scanned_in_parallel_sorted_respecting_gitignore() {
         skip: vec![root.join("platform.yaml")],
         threads: 2,
     };
-    let report = scan(&rules(), &[root.clone()], &opts).expect("scan");
+    let report = scan(&rules(), std::slice::from_ref(&root), &opts).expect("scan");
     let files: Vec<String> = report
         .violations
         .iter()

@@ -1,0 +1,124 @@
+//! The command line as scripts and people use it: output, exit codes, errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn flywheel(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flywheel"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("FLYWHEEL_CONFIG")
+        .output()
+        .expect("run flywheel")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const CONFIG: &str = "examples/platform.yaml";
+
+#[test]
+fn render_prints_the_contract_and_is_stable_across_runs() {
+    let a = flywheel(&["contract", "render", "--config", CONFIG]);
+    let b = flywheel(&["contract", "render", "--config", CONFIG]);
+    assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
+    assert_eq!(a.stdout, b.stdout);
+    let md = stdout(&a);
+    assert!(md.starts_with("# GloriousFlywheel Internal Live Contract 2026-04-23\n"));
+    assert!(md.contains("| `tinyland-nix` | baseline shared | general Nix and flake workloads |"));
+}
+
+#[test]
+fn render_json_is_the_model() {
+    let o = flywheel(&["contract", "render", "--config", CONFIG, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let labels: Vec<&str> = v["runner_labels"]
+        .as_array()
+        .expect("labels")
+        .iter()
+        .filter_map(|l| l["label"].as_str())
+        .collect();
+    assert_eq!(labels, ["tinyland-nix", "tinyland-docker", "tinyland-dind", "tinyland-nix-heavy", "tinyland-nix-kvm", "tinyland-nix-gpu"]);
+}
+
+#[test]
+fn the_rendered_contract_passes_its_own_check() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let md = stdout(&flywheel(&["contract", "render", "--config", CONFIG]));
+    std::fs::write(dir.path().join("contract.md"), md).expect("write");
+    let o = flywheel(&["contract", "check", "--config", CONFIG, &dir.path().to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[test]
+fn example_overlays_are_clean() {
+    let o = flywheel(&["contract", "check", "--config", CONFIG, "examples"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("0 errors, 0 warnings"), "{}", stdout(&o));
+}
+
+#[test]
+fn violations_exit_1_warnings_alone_exit_0() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let wf = dir.path().join(".github/workflows");
+    std::fs::create_dir_all(&wf).expect("mkdir");
+    std::fs::write(wf.join("ci.yml"), "jobs:\n  a:\n    runs-on: ${{ inputs.r }}\n").expect("write");
+    let path = dir.path().to_string_lossy().into_owned();
+    let o = flywheel(&["contract", "check", "-c", CONFIG, &path]);
+    assert_eq!(o.status.code(), Some(0), "only a warning: {}", stdout(&o));
+    assert!(stdout(&o).contains("warning[unresolved]"));
+
+    std::fs::write(dir.path().join("notes.md"), "use attic-cache-dev\n").expect("write");
+    let o = flywheel(&["contract", "check", "-c", CONFIG, "-o", "github", &path]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.lines().any(|l| l.starts_with("::error file=") && l.contains("notes.md,line=1,col=5,title=out-of-contract::")), "{out}");
+}
+
+#[test]
+fn bad_configuration_exits_2_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad = dir.path().join("platform.yaml");
+    let text = std::fs::read_to_string(root().join(CONFIG))
+        .expect("example")
+        .replace("status: baseline\n    meaning: general Nix", "status: sometimes\n    meaning: general Nix");
+    std::fs::write(&bad, text).expect("write");
+    let o = flywheel(&["contract", "check", "--config", &bad.to_string_lossy(), "examples"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("platform.yaml:"), "{err}");
+    assert!(err.contains("`runner_labels[0].status`: `sometimes` is not one of: baseline, additive, proof-only"), "{err}");
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    assert_eq!(flywheel(&["contract", "check"]).status.code(), Some(2), "no --config");
+    assert_eq!(flywheel(&["contract", "render", "--config", CONFIG, "--format", "html"]).status.code(), Some(2));
+    assert_eq!(flywheel(&["contract", "check", "-c", CONFIG, "no/such/dir"]).status.code(), Some(2));
+    let help = flywheel(&["contract", "check", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let text = stdout(&help);
+    assert!(text.contains("repo-specific-label") && text.contains("Exit codes"), "{text}");
+}
+
+#[test]
+fn config_can_come_from_the_environment() {
+    let o = Command::new(env!("CARGO_BIN_EXE_flywheel"))
+        .args(["contract", "render", "-o", "json"])
+        .current_dir(root())
+        .env("FLYWHEEL_CONFIG", CONFIG)
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
