@@ -61,10 +61,17 @@ impl Rules {
                 .iter()
                 .map(|c| c.class.value.clone())
                 .collect(),
+            // Proof-only surfaces, and labels the contract lists as proof-only.
             proof_only: p
                 .proof_only
                 .iter()
                 .flat_map(|s| s.labels.iter().map(|l| l.value.clone()))
+                .chain(
+                    p.runner_labels
+                        .iter()
+                        .filter(|l| l.status.value == flywheel_contract::LabelStatus::ProofOnly)
+                        .map(|l| l.label.value.clone()),
+                )
                 .collect(),
         }
     }

@@ -16,7 +16,9 @@ fn check(file: &str, text: &str) -> Vec<Violation> {
 }
 
 fn brief(v: &[Violation]) -> Vec<(u32, u32, &'static str, String)> {
-    v.iter().map(|v| (v.line, v.column, v.rule, v.value.clone())).collect()
+    v.iter()
+        .map(|v| (v.line, v.column, v.rule, v.value.clone()))
+        .collect()
 }
 
 #[test]
@@ -28,39 +30,71 @@ fn stale_values_are_found_with_line_column_and_replacement() {
     assert_eq!(
         brief(&v),
         [
-            (4, 6, "out-of-contract", "https://attic.tinyland.dev".to_string()),
+            (
+                4,
+                6,
+                "out-of-contract",
+                "https://attic.tinyland.dev".to_string()
+            ),
             (4, 44, "out-of-contract", "attic-cache-dev".to_string()),
         ]
     );
-    assert_eq!(v[0].replacement.as_deref(), Some("https://nix-cache.tinyland.dev"));
+    assert_eq!(
+        v[0].replacement.as_deref(),
+        Some("https://nix-cache.tinyland.dev")
+    );
     assert_eq!(v[0].severity, Severity::Error);
     assert!(v[0].excerpt.starts_with("Old: "));
 }
 
 #[test]
 fn the_longest_stale_value_wins_over_one_inside_it() {
-    let v = check("a.tfvars", "bazel = \"grpc://bazel-cache.attic-cache-dev.svc.cluster.local:9092\"\n");
+    let v = check(
+        "a.tfvars",
+        "bazel = \"grpc://bazel-cache.attic-cache-dev.svc.cluster.local:9092\"\n",
+    );
     assert_eq!(v.len(), 1, "{v:?}");
-    assert_eq!(v[0].value, "grpc://bazel-cache.attic-cache-dev.svc.cluster.local:9092");
+    assert_eq!(
+        v[0].value,
+        "grpc://bazel-cache.attic-cache-dev.svc.cluster.local:9092"
+    );
     assert_eq!(v[0].column, 10);
 }
 
 #[test]
 fn columns_count_characters_not_bytes() {
     let v = check("a.md", "héllo wörld fuzzy-dev\n");
-    assert_eq!(brief(&v), [(1, 13, "out-of-contract", "fuzzy-dev".to_string())]);
+    assert_eq!(
+        brief(&v),
+        [(1, 13, "out-of-contract", "fuzzy-dev".to_string())]
+    );
 }
 
 #[test]
 fn gitlab_http_backend_is_found_in_terraform() {
     let v = check("main.tf", "terraform {\n  backend \"http\" {}\n}\n");
-    assert_eq!(brief(&v), [(2, 3, "out-of-contract", "backend \"http\"".to_string())]);
+    assert_eq!(
+        brief(&v),
+        [(2, 3, "out-of-contract", "backend \"http\"".to_string())]
+    );
 }
 
 #[test]
 fn allow_markers_exempt_a_line_or_a_whole_file() {
-    assert!(check("a.md", "migrated from attic-cache-dev <!-- flywheel: allow -->\n").is_empty());
-    assert!(check("a.md", "<!-- flywheel: allow-file -->\nattic-cache-dev\nfuzzy-dev\n").is_empty());
+    assert!(
+        check(
+            "a.md",
+            "migrated from attic-cache-dev <!-- flywheel: allow -->\n"
+        )
+        .is_empty()
+    );
+    assert!(
+        check(
+            "a.md",
+            "<!-- flywheel: allow-file -->\nattic-cache-dev\nfuzzy-dev\n"
+        )
+        .is_empty()
+    );
     assert_eq!(check("a.md", "ok\nattic-cache-dev\n").len(), 1);
 }
 
@@ -198,9 +232,21 @@ fn write(root: &Path, rel: &str, text: &str) {
 fn tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tmp");
     let r = dir.path();
-    write(r, ".github/workflows/ci.yml", "jobs:\n  a:\n    runs-on: my-runner\n");
-    write(r, "docs/a.md", "see https://attic.dev-cluster.example.com\n");
-    write(r, "tofu/x.tfvars", "attic = \"https://attic.tinyland.dev\"\n");
+    write(
+        r,
+        ".github/workflows/ci.yml",
+        "jobs:\n  a:\n    runs-on: my-runner\n",
+    );
+    write(
+        r,
+        "docs/a.md",
+        "see https://attic.dev-cluster.example.com\n",
+    );
+    write(
+        r,
+        "tofu/x.tfvars",
+        "attic = \"https://attic.tinyland.dev\"\n",
+    );
     write(r, "ignored/old.md", "attic-cache-dev\n");
     write(r, ".gitignore", "ignored/\n");
     write(r, ".git/config", "attic-cache-dev\n");
@@ -220,9 +266,16 @@ fn a_tree_is_scanned_in_parallel_sorted_respecting_gitignore() {
     let files: Vec<String> = report
         .violations
         .iter()
-        .map(|v| v.file.trim_start_matches(&*root.to_string_lossy()).to_string())
+        .map(|v| {
+            v.file
+                .trim_start_matches(&*root.to_string_lossy())
+                .to_string()
+        })
         .collect();
-    assert_eq!(files, ["/.github/workflows/ci.yml", "/docs/a.md", "/tofu/x.tfvars"]);
+    assert_eq!(
+        files,
+        ["/.github/workflows/ci.yml", "/docs/a.md", "/tofu/x.tfvars"]
+    );
     // .gitignore, ci.yml, a.md, x.tfvars: not ignored/, .git/ or the config.
     assert_eq!(report.files_scanned, 4);
     assert_eq!(report.errors(), 3);
@@ -230,18 +283,37 @@ fn a_tree_is_scanned_in_parallel_sorted_respecting_gitignore() {
 
 #[test]
 fn a_missing_path_is_an_error_not_a_clean_result() {
-    let err = scan(&rules(), &[PathBuf::from("/no/such/dir")], &ScanOptions::default()).expect_err("missing");
+    let err = scan(
+        &rules(),
+        &[PathBuf::from("/no/such/dir")],
+        &ScanOptions::default(),
+    )
+    .expect_err("missing");
     assert!(err.to_string().contains("no such file"));
 }
 
 #[test]
 fn json_output_has_the_documented_shape() {
     let dir = tree();
-    let report = scan(&rules(), &[dir.path().to_path_buf()], &ScanOptions::default()).expect("scan");
+    let report = scan(
+        &rules(),
+        &[dir.path().to_path_buf()],
+        &ScanOptions::default(),
+    )
+    .expect("scan");
     let v: serde_json::Value = serde_json::from_str(&output::json(&report)).expect("json");
     assert_eq!(v["files_scanned"], 5);
     let first = &v["violations"][0];
-    for key in ["file", "line", "column", "rule", "severity", "value", "message", "replacement"] {
+    for key in [
+        "file",
+        "line",
+        "column",
+        "rule",
+        "severity",
+        "value",
+        "message",
+        "replacement",
+    ] {
         assert!(first.get(key).is_some(), "missing {key}: {first}");
     }
     assert_eq!(first["rule"], "repo-specific-label");
@@ -274,12 +346,26 @@ fn github_annotations_escape_properties_and_data() {
 #[test]
 fn text_output_groups_by_file_and_shows_the_line_and_fix() {
     let dir = tree();
-    let report = scan(&rules(), &[dir.path().join("docs")], &ScanOptions::default()).expect("scan");
+    let report = scan(
+        &rules(),
+        &[dir.path().join("docs")],
+        &ScanOptions::default(),
+    )
+    .expect("scan");
     let text = output::text(&report);
     assert!(text.contains("docs/a.md\n  1:5 error[out-of-contract] `https://attic.dev-cluster.example.com` is out of contract"), "{text}");
-    assert!(text.contains("     | see https://attic.dev-cluster.example.com\n"), "{text}");
-    assert!(text.contains("     = use: http://attic.nix-cache.svc.cluster.local (runners)"), "{text}");
-    assert!(text.ends_with("1 error, 0 warnings in 1 file (1 file scanned)\n"), "{text}");
+    assert!(
+        text.contains("     | see https://attic.dev-cluster.example.com\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("     = use: http://attic.nix-cache.svc.cluster.local (runners)"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("1 error, 0 warnings in 1 file (1 file scanned)\n"),
+        "{text}"
+    );
 }
 
 proptest! {
@@ -317,4 +403,26 @@ proptest! {
             prop_assert_eq!(at, v.value.clone());
         }
     }
+}
+
+#[test]
+fn a_label_the_contract_marks_proof_only_warns_instead_of_failing() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform.yaml");
+    let text = std::fs::read_to_string(&path).expect("example").replace(
+        "    status: additive\n    meaning: bounded shared GPU",
+        "    status: proof-only\n    meaning: bounded shared GPU",
+    );
+    let platform = flywheel_contract::load_str(&path, &text).expect("valid");
+    let mut out = Vec::new();
+    scan_text(
+        &Rules::from_platform(&platform),
+        ".github/workflows/gpu.yml",
+        b"jobs:\n  a:\n    runs-on: tinyland-nix-gpu\n",
+        &mut out,
+    );
+    assert_eq!(
+        brief(&out),
+        [(3, 14, "repo-specific-label", "tinyland-nix-gpu".to_string())]
+    );
+    assert_eq!(out[0].severity, Severity::Warning);
 }

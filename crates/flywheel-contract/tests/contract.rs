@@ -25,8 +25,14 @@ fn example_contract_loads_with_every_value_of_the_spec() {
         [
             ("attic", "attic/terraform.tfstate"),
             ("arc-runners", "arc-runners/terraform.tfstate"),
-            ("gitlab-runners", "tinyland-infra/gitlab-runners/terraform.tfstate"),
-            ("runner-dashboard", "tinyland-infra/runner-dashboard/terraform.tfstate"),
+            (
+                "gitlab-runners",
+                "tinyland-infra/gitlab-runners/terraform.tfstate"
+            ),
+            (
+                "runner-dashboard",
+                "tinyland-infra/runner-dashboard/terraform.tfstate"
+            ),
         ]
     );
     let labels: Vec<(&str, LabelStatus)> = p
@@ -37,7 +43,11 @@ fn example_contract_loads_with_every_value_of_the_spec() {
     assert_eq!(labels.len(), 6);
     assert_eq!(labels[0], ("tinyland-nix", LabelStatus::Baseline));
     assert_eq!(labels[5], ("tinyland-nix-gpu", LabelStatus::Additive));
-    let classes: Vec<&str> = p.gitlab_classes.iter().map(|c| c.class.value.as_str()).collect();
+    let classes: Vec<&str> = p
+        .gitlab_classes
+        .iter()
+        .map(|c| c.class.value.as_str())
+        .collect();
     assert_eq!(classes, ["gl-nix", "gl-docker", "gl-dind"]);
     assert_eq!(p.endpoints.len(), 4);
     assert_eq!(p.out_of_contract.len(), 7);
@@ -79,13 +89,17 @@ fn markdown_has_every_section_of_the_contract_in_order() {
     ];
     let mut at = 0;
     for s in sections {
-        let found = md[at..].find(s).unwrap_or_else(|| panic!("section {s} missing or out of order"));
+        let found = md[at..]
+            .find(s)
+            .unwrap_or_else(|| panic!("section {s} missing or out of order"));
         at += found + s.len();
     }
     assert!(md.contains("| `arc-runners` | s3 | `arc-runners/terraform.tfstate` |"));
     assert!(md.contains("| `tinyland-nix-heavy` | additive shared | memory-heavy Rust and Nix workloads where enabled | `nix` | 2 |"));
     assert!(md.contains("| Attic API | in-cluster runners | `http://attic.nix-cache.svc.cluster.local` | default runner runtime endpoint |"));
-    assert!(md.contains("| attic-cache-dev | not the live cache namespace | nix-cache | error | `attic-cache-dev` |"));
+    assert!(md.contains(
+        "| attic-cache-dev | not the live cache namespace | nix-cache | error | `attic-cache-dev` |"
+    ));
 }
 
 #[test]
@@ -134,24 +148,49 @@ fn missing_required_key_names_file_line_and_path() {
     let p = problems(&text);
     assert_eq!(p.len(), 1, "{p:?}");
     assert!(p[0].starts_with("platform.yaml:"), "{}", p[0]);
-    assert!(p[0].contains("`stacks[1].key`: required key is missing"), "{}", p[0]);
+    assert!(
+        p[0].contains("`stacks[1].key`: required key is missing"),
+        "{}",
+        p[0]
+    );
 }
 
 #[test]
 fn every_rule_violation_is_reported_at_once_with_its_line() {
     let text = example_text()
         .replace("  - label: tinyland-docker\n", "  - label: tinyland-nix\n")
-        .replace("    key: attic/terraform.tfstate\n", "    key: attic-cache-dev/terraform.tfstate\n")
-        .replace("roles: [viewer, operator, admin]", "roles: [admin, operator, viewer]")
-        .replace("trusted_cidrs: [100.64.0.0/10,", "trusted_cidrs: [100.64.0.0/40,")
-        .replace("  - name: arc-runners\n    backend: s3\n", "  - name: arc-runners\n    backend: http\n");
+        .replace(
+            "    key: attic/terraform.tfstate\n",
+            "    key: attic-cache-dev/terraform.tfstate\n",
+        )
+        .replace(
+            "roles: [viewer, operator, admin]",
+            "roles: [admin, operator, viewer]",
+        )
+        .replace(
+            "trusted_cidrs: [100.64.0.0/10,",
+            "trusted_cidrs: [100.64.0.0/40,",
+        )
+        .replace(
+            "  - name: arc-runners\n    backend: s3\n",
+            "  - name: arc-runners\n    backend: http\n",
+        );
     let p = problems(&text);
     let joined = p.join("\n");
-    assert!(joined.contains("`runner_labels[1].label`: duplicate runner label `tinyland-nix`"), "{joined}");
+    assert!(
+        joined.contains("`runner_labels[1].label`: duplicate runner label `tinyland-nix`"),
+        "{joined}"
+    );
     assert!(joined.contains("`stacks[0].key`: `attic-cache-dev/terraform.tfstate` contains the out-of-contract value"), "{joined}");
     assert!(joined.contains("`auth.roles`"), "{joined}");
-    assert!(joined.contains("`auth.modes[0].trusted_cidrs[0]`"), "{joined}");
-    assert!(joined.contains("`stacks[1].backend`: backend `http`"), "{joined}");
+    assert!(
+        joined.contains("`auth.modes[0].trusted_cidrs[0]`"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("`stacks[1].backend`: backend `http`"),
+        "{joined}"
+    );
     assert_eq!(p.len(), 5, "{joined}");
     let second = text
         .lines()
@@ -160,16 +199,31 @@ fn every_rule_violation_is_reported_at_once_with_its_line() {
         .nth(1)
         .map(|(i, _)| i + 1)
         .expect("second tinyland-nix");
-    let dup = p.iter().find(|x| x.contains("duplicate runner label")).expect("dup");
-    assert!(dup.starts_with(&format!("platform.yaml:{second}:")), "{dup}");
+    let dup = p
+        .iter()
+        .find(|x| x.contains("duplicate runner label"))
+        .expect("dup");
+    assert!(
+        dup.starts_with(&format!("platform.yaml:{second}:")),
+        "{dup}"
+    );
 }
 
 #[test]
 fn wrong_enum_value_lists_the_allowed_words() {
-    let text = example_text().replace("    status: additive\n    meaning: bounded shared KVM", "    status: shared\n    meaning: bounded shared KVM");
+    let text = example_text().replace(
+        "    status: additive\n    meaning: bounded shared KVM",
+        "    status: shared\n    meaning: bounded shared KVM",
+    );
     let p = problems(&text);
     assert_eq!(p.len(), 1, "{p:?}");
-    assert!(p[0].contains("`runner_labels[4].status`: `shared` is not one of: baseline, additive, proof-only"), "{}", p[0]);
+    assert!(
+        p[0].contains(
+            "`runner_labels[4].status`: `shared` is not one of: baseline, additive, proof-only"
+        ),
+        "{}",
+        p[0]
+    );
 }
 
 #[test]
@@ -189,7 +243,11 @@ fn unknown_keys_are_tolerated() {
 #[test]
 fn unreadable_file_is_an_error_naming_it() {
     let err = load(Path::new("/nonexistent/platform.yaml")).expect_err("missing");
-    assert!(err.to_string().contains("/nonexistent/platform.yaml: cannot read"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("/nonexistent/platform.yaml: cannot read"),
+        "{err}"
+    );
 }
 
 proptest! {

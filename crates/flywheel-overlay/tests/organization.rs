@@ -27,7 +27,10 @@ fn example_overlays_are_complete() {
         let o = loaded.organization;
         assert_eq!(o.owner.account_kind.map(|k| k.value), Some(kind));
         assert_eq!(o.owner.slug.map(|s| s.value).as_deref(), Some(slug));
-        assert_eq!(o.owner.repository_visibility.map(|v| v.value), Some(Visibility::Private));
+        assert_eq!(
+            o.owner.repository_visibility.map(|v| v.value),
+            Some(Visibility::Private)
+        );
         assert_eq!(
             o.core.pinned_commit.map(|c| c.value).as_deref(),
             Some("637b7167c400a842cdc7af0709b2251c0542a48a")
@@ -53,7 +56,9 @@ runner_contract:
 
 #[test]
 fn optional_keys_may_be_absent_and_unknown_keys_are_tolerated() {
-    let loaded = load(&format!("{MINIMAL}my_overlay_extension:\n  anything: [1, 2]\n"));
+    let loaded = load(&format!(
+        "{MINIMAL}my_overlay_extension:\n  anything: [1, 2]\n"
+    ));
     assert!(loaded.is_complete(), "{:?}", loaded.problems);
     assert!(loaded.organization.runner_contract.runner_group.is_none());
     assert!(loaded.organization.core.signed_ref.is_none());
@@ -64,33 +69,60 @@ fn every_missing_or_placeholder_key_is_listed_with_path_and_line() {
     let text = MINIMAL
         .replace("  slug: Example-Org\n", "")
         .replace("github-app-secret-example-org", "\"\"")
-        .replace("0123456789abcdef0123456789abcdef01234567", "PLACEHOLDER # fill in");
+        .replace(
+            "0123456789abcdef0123456789abcdef01234567",
+            "PLACEHOLDER # fill in",
+        );
     let loaded = load(&text);
     let msgs: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
     assert_eq!(msgs.len(), 3, "{msgs:?}");
-    assert!(msgs.contains(&"config/organization.yaml:2:1: `owner.slug`: required key is missing".to_string()), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.starts_with("config/organization.yaml:6:27: `owner.github_app_secret_name`: required value is empty")), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.starts_with("config/organization.yaml:10:18: `core.pinned_commit`")), "{msgs:?}");
+    assert!(
+        msgs.contains(
+            &"config/organization.yaml:2:1: `owner.slug`: required key is missing".to_string()
+        ),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.starts_with(
+            "config/organization.yaml:6:27: `owner.github_app_secret_name`: required value is empty"
+        )),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("config/organization.yaml:10:18: `core.pinned_commit`")),
+        "{msgs:?}"
+    );
 }
 
 #[test]
 fn short_pin_and_wrong_enum_are_reported() {
     let loaded = load(&MINIMAL.replace("0123456789abcdef0123456789abcdef01234567", "0123abc"));
     assert_eq!(loaded.problems.len(), 1);
-    assert!(loaded.problems[0].message.contains("not a full 40-hex commit id"));
+    assert!(
+        loaded.problems[0]
+            .message
+            .contains("not a full 40-hex commit id")
+    );
 
     let err = load_organization(
         Path::new("organization.yaml"),
         &MINIMAL.replace("account_kind: organization", "account_kind: team"),
     )
     .expect_err("bad enum");
-    assert_eq!(err.to_string(), "organization.yaml:4:17: `owner.account_kind`: `team` is not one of: organization, user");
+    assert_eq!(
+        err.to_string(),
+        "organization.yaml:4:17: `owner.account_kind`: `team` is not one of: organization, user"
+    );
 }
 
 #[test]
 fn empty_file_lists_every_required_key() {
     let loaded = load("");
-    assert_eq!(loaded.problems.len(), flywheel_overlay::organization::REQUIRED.len());
+    assert_eq!(
+        loaded.problems.len(),
+        flywheel_overlay::organization::REQUIRED.len()
+    );
 }
 
 proptest! {

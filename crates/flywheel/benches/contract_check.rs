@@ -16,7 +16,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// xorshift64*: deterministic, no dependency.
@@ -34,14 +37,52 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "runner", "cache", "attic", "nix", "flake", "build", "state", "stack", "tofu", "apply", "plan",
-    "label", "shared", "cluster", "honey", "operator", "overlay", "registration", "secret", "pin",
-    "commit", "module", "bazel", "remote", "endpoint", "https://nix-cache.tinyland.dev",
-    "http://attic.nix-cache.svc.cluster.local", "tinyland-nix", "arc-runners", "=", "{", "}",
-    "#", "-", "the", "and", "of", "to", "with", "when", "grpc://bazel-cache.nix-cache.svc.cluster.local:9092",
+    "runner",
+    "cache",
+    "attic",
+    "nix",
+    "flake",
+    "build",
+    "state",
+    "stack",
+    "tofu",
+    "apply",
+    "plan",
+    "label",
+    "shared",
+    "cluster",
+    "honey",
+    "operator",
+    "overlay",
+    "registration",
+    "secret",
+    "pin",
+    "commit",
+    "module",
+    "bazel",
+    "remote",
+    "endpoint",
+    "https://nix-cache.tinyland.dev",
+    "http://attic.nix-cache.svc.cluster.local",
+    "tinyland-nix",
+    "arc-runners",
+    "=",
+    "{",
+    "}",
+    "#",
+    "-",
+    "the",
+    "and",
+    "of",
+    "to",
+    "with",
+    "when",
+    "grpc://bazel-cache.nix-cache.svc.cluster.local:9092",
 ];
 
-const KINDS: &[&str] = &["md", "yaml", "tfvars", "tf", "nix", "txt", "rs", "json", "sh"];
+const KINDS: &[&str] = &[
+    "md", "yaml", "tfvars", "tf", "nix", "txt", "rs", "json", "sh",
+];
 
 /// Writes the tree; returns how many values were planted.
 fn generate(root: &Path, files: usize, bytes: usize, needles: &[String]) -> usize {
@@ -53,10 +94,18 @@ fn generate(root: &Path, files: usize, bytes: usize, needles: &[String]) -> usiz
         let (path, mut text) = if i % 500 == 0 {
             let wf = root.join(format!("r{i}/.github/workflows"));
             std::fs::create_dir_all(&wf).expect("mkdir");
-            (wf.join("ci.yml"), String::from("name: ci\njobs:\n  build:\n    runs-on: tinyland-nix\n    steps:\n      - run: |\n"))
+            (
+                wf.join("ci.yml"),
+                String::from(
+                    "name: ci\njobs:\n  build:\n    runs-on: tinyland-nix\n    steps:\n      - run: |\n",
+                ),
+            )
         } else {
             std::fs::create_dir_all(&dir).expect("mkdir");
-            (dir.join(format!("f{i}.{}", KINDS[i % KINDS.len()])), String::new())
+            (
+                dir.join(format!("f{i}.{}", KINDS[i % KINDS.len()])),
+                String::new(),
+            )
         };
         let indent = if text.is_empty() { "" } else { "          " };
         while text.len() < per_file {
@@ -126,7 +175,15 @@ fn main() {
     };
     let rg = || {
         let mut c = Command::new("rg");
-        c.args(["-F", "-o", "-n", "--column", "--hidden", "--no-require-git", "--no-messages"]);
+        c.args([
+            "-F",
+            "-o",
+            "-n",
+            "--column",
+            "--hidden",
+            "--no-require-git",
+            "--no-messages",
+        ]);
         for n in &needles {
             c.arg("-e").arg(n);
         }
@@ -141,12 +198,21 @@ fn main() {
         .as_array()
         .map(|v| v.iter().filter(|v| v["rule"] == "out-of-contract").count())
         .unwrap_or(0);
-    println!("flywheel found {found} of {planted} planted values ({} files scanned)", report["files_scanned"]);
+    println!(
+        "flywheel found {found} of {planted} planted values ({} files scanned)",
+        report["files_scanned"]
+    );
     assert_eq!(found, planted, "flywheel must find every planted value");
 
-    let have_rg = Command::new("rg").arg("--version").stdout(Stdio::null()).status().is_ok();
+    let have_rg = Command::new("rg")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok();
     if !have_rg {
-        println!("ripgrep (rg) not on PATH: install it (apt-get install ripgrep) for the comparison");
+        println!(
+            "ripgrep (rg) not on PATH: install it (apt-get install ripgrep) for the comparison"
+        );
     } else {
         let (_, out) = time(&mut rg());
         let rg_found = out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
@@ -162,12 +228,21 @@ fn main() {
         }
     }
     let fw = median(fw_times);
-    println!("flywheel contract check: median {:.1} ms over {runs} runs", fw.as_secs_f64() * 1e3);
+    println!(
+        "flywheel contract check: median {:.1} ms over {runs} runs",
+        fw.as_secs_f64() * 1e3
+    );
     if have_rg {
         let r = median(rg_times);
-        println!("rg -F (same literals):   median {:.1} ms over {runs} runs", r.as_secs_f64() * 1e3);
+        println!(
+            "rg -F (same literals):   median {:.1} ms over {runs} runs",
+            r.as_secs_f64() * 1e3
+        );
         let ratio = fw.as_secs_f64() / r.as_secs_f64();
-        println!("ratio flywheel/ripgrep: {ratio:.2}x (goal <= 1.50x): {}", if ratio <= 1.5 { "met" } else { "NOT met" });
+        println!(
+            "ratio flywheel/ripgrep: {ratio:.2}x (goal <= 1.50x): {}",
+            if ratio <= 1.5 { "met" } else { "NOT met" }
+        );
     }
     let _ = std::io::stdout().flush();
 }

@@ -48,7 +48,17 @@ fn render_json_is_the_model() {
         .iter()
         .filter_map(|l| l["label"].as_str())
         .collect();
-    assert_eq!(labels, ["tinyland-nix", "tinyland-docker", "tinyland-dind", "tinyland-nix-heavy", "tinyland-nix-kvm", "tinyland-nix-gpu"]);
+    assert_eq!(
+        labels,
+        [
+            "tinyland-nix",
+            "tinyland-docker",
+            "tinyland-dind",
+            "tinyland-nix-heavy",
+            "tinyland-nix-kvm",
+            "tinyland-nix-gpu"
+        ]
+    );
 }
 
 #[test]
@@ -56,7 +66,13 @@ fn the_rendered_contract_passes_its_own_check() {
     let dir = tempfile::tempdir().expect("tmp");
     let md = stdout(&flywheel(&["contract", "render", "--config", CONFIG]));
     std::fs::write(dir.path().join("contract.md"), md).expect("write");
-    let o = flywheel(&["contract", "check", "--config", CONFIG, &dir.path().to_string_lossy()]);
+    let o = flywheel(&[
+        "contract",
+        "check",
+        "--config",
+        CONFIG,
+        &dir.path().to_string_lossy(),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
 }
 
@@ -64,7 +80,11 @@ fn the_rendered_contract_passes_its_own_check() {
 fn example_overlays_are_clean() {
     let o = flywheel(&["contract", "check", "--config", CONFIG, "examples"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stdout(&o).contains("0 errors, 0 warnings"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("0 errors, 0 warnings"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -72,7 +92,11 @@ fn violations_exit_1_warnings_alone_exit_0() {
     let dir = tempfile::tempdir().expect("tmp");
     let wf = dir.path().join(".github/workflows");
     std::fs::create_dir_all(&wf).expect("mkdir");
-    std::fs::write(wf.join("ci.yml"), "jobs:\n  a:\n    runs-on: ${{ inputs.r }}\n").expect("write");
+    std::fs::write(
+        wf.join("ci.yml"),
+        "jobs:\n  a:\n    runs-on: ${{ inputs.r }}\n",
+    )
+    .expect("write");
     let path = dir.path().to_string_lossy().into_owned();
     let o = flywheel(&["contract", "check", "-c", CONFIG, &path]);
     assert_eq!(o.status.code(), Some(0), "only a warning: {}", stdout(&o));
@@ -82,7 +106,11 @@ fn violations_exit_1_warnings_alone_exit_0() {
     let o = flywheel(&["contract", "check", "-c", CONFIG, "-o", "github", &path]);
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
-    assert!(out.lines().any(|l| l.starts_with("::error file=") && l.contains("notes.md,line=1,col=5,title=out-of-contract::")), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("::error file=")
+            && l.contains("notes.md,line=1,col=5,title=out-of-contract::")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -91,25 +119,56 @@ fn bad_configuration_exits_2_with_file_and_line() {
     let bad = dir.path().join("platform.yaml");
     let text = std::fs::read_to_string(root().join(CONFIG))
         .expect("example")
-        .replace("status: baseline\n    meaning: general Nix", "status: sometimes\n    meaning: general Nix");
+        .replace(
+            "status: baseline\n    meaning: general Nix",
+            "status: sometimes\n    meaning: general Nix",
+        );
     std::fs::write(&bad, text).expect("write");
-    let o = flywheel(&["contract", "check", "--config", &bad.to_string_lossy(), "examples"]);
+    let o = flywheel(&[
+        "contract",
+        "check",
+        "--config",
+        &bad.to_string_lossy(),
+        "examples",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(err.contains("platform.yaml:"), "{err}");
-    assert!(err.contains("`runner_labels[0].status`: `sometimes` is not one of: baseline, additive, proof-only"), "{err}");
+    assert!(
+        err.contains(
+            "`runner_labels[0].status`: `sometimes` is not one of: baseline, additive, proof-only"
+        ),
+        "{err}"
+    );
     assert!(stdout(&o).is_empty());
 }
 
 #[test]
 fn usage_errors_exit_2_and_help_exits_0() {
-    assert_eq!(flywheel(&["contract", "check"]).status.code(), Some(2), "no --config");
-    assert_eq!(flywheel(&["contract", "render", "--config", CONFIG, "--format", "html"]).status.code(), Some(2));
-    assert_eq!(flywheel(&["contract", "check", "-c", CONFIG, "no/such/dir"]).status.code(), Some(2));
+    assert_eq!(
+        flywheel(&["contract", "check"]).status.code(),
+        Some(2),
+        "no --config"
+    );
+    assert_eq!(
+        flywheel(&["contract", "render", "--config", CONFIG, "--format", "html"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        flywheel(&["contract", "check", "-c", CONFIG, "no/such/dir"])
+            .status
+            .code(),
+        Some(2)
+    );
     let help = flywheel(&["contract", "check", "--help"]);
     assert_eq!(help.status.code(), Some(0));
     let text = stdout(&help);
-    assert!(text.contains("repo-specific-label") && text.contains("Exit codes"), "{text}");
+    assert!(
+        text.contains("repo-specific-label") && text.contains("Exit codes"),
+        "{text}"
+    );
 }
 
 #[test]
