@@ -23,6 +23,21 @@ impl Pos {
     pub fn is_known(self) -> bool {
         self.line > 0
     }
+
+    /// Line and character column of byte `offset` in `text` (for parsers
+    /// that report byte offsets: HCL, Starlark).
+    pub fn from_offset(text: &str, offset: usize) -> Pos {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        Pos {
+            line: u32::try_from(before.matches('\n').count() + 1).unwrap_or(u32::MAX),
+            column: u32::try_from(before[line_start..].chars().count() + 1).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 impl fmt::Display for Pos {

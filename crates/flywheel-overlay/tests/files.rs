@@ -1,0 +1,181 @@
+use std::path::{Path, PathBuf};
+
+use flywheel_overlay::{Lane, find_core_pin, load_backend, load_tfvars};
+use proptest::prelude::*;
+
+fn example(overlay: &str, rel: &str) -> (PathBuf, String) {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/overlays")
+        .join(overlay)
+        .join(rel);
+    let text = std::fs::read_to_string(&p).expect("example file");
+    (p, text)
+}
+
+const PIN: &str = "637b7167c400a842cdc7af0709b2251c0542a48a";
+
+#[test]
+fn core_pin_is_the_git_override_of_the_core_module_only() {
+    for overlay in ["tinyland-infra", "jesssullivan-infra"] {
+        let (p, text) = example(overlay, "MODULE.bazel");
+        let pin = find_core_pin(&p, &text, "attic-iac")
+            .expect("parses")
+            .expect("pin");
+        assert_eq!(pin.commit, PIN, "{overlay}");
+        assert_eq!(
+            &text[pin.range.clone()],
+            PIN,
+            "range covers exactly the commit"
+        );
+        let line = text.lines().nth(pin.pos.line as usize - 1).expect("line");
+        assert!(
+            line.contains(PIN),
+            "{overlay}: pos points at the commit line: {line}"
+        );
+    }
+    let (p, text) = example("jesssullivan-infra", "MODULE.bazel");
+    let other = find_core_pin(&p, &text, "rules_nixpkgs_core")
+        .expect("parses")
+        .expect("pin");
+    assert_eq!(other.commit, "cc59164f50430072b9cbfb01705a00b3d85cdb7f");
+    assert!(
+        find_core_pin(&p, &text, "not-there")
+            .expect("parses")
+            .is_none()
+    );
+}
+
+#[test]
+fn module_bazel_errors_have_lines() {
+    let p = Path::new("MODULE.bazel");
+    let err =
+        find_core_pin(p, "module(name = \"x\"\ngit_override(\n", "attic-iac").expect_err("syntax");
+    assert!(err.pos.line >= 1, "{err}");
+    assert!(err.to_string().starts_with("MODULE.bazel:"), "{err}");
+
+    let twice = "git_override(module_name = \"a\", commit = \"1\")\ngit_override(module_name = \"a\", commit = \"2\")\n";
+    let err = find_core_pin(p, twice, "a").expect_err("two overrides");
+    assert_eq!(err.pos.line, 2);
+
+    let branch = "git_override(module_name = \"a\", remote = \"r\", branch = \"main\")\n";
+    let err = find_core_pin(p, branch, "a").expect_err("no commit");
+    assert!(err.message.contains("no `commit`"), "{err}");
+}
+
+#[test]
+fn tfvars_deploy_only_enabled_lanes_and_every_extra_set() {
+    let (p, text) = example(
+        "jesssullivan-infra",
+        "tofu/stacks/arc-runners/jesssullivan.tfvars",
+    );
+    let v = load_tfvars(&p, &text).expect("parses");
+    let sets = v.deployed_sets();
+    let names: Vec<(Lane, &str, &str)> = sets
+        .iter()
+        .map(|s| {
+            (
+                s.lane,
+                s.scale_set_name.as_ref().map_or("", |n| n.value.as_str()),
+                s.label.value.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (Lane::Nix, "jesssullivan-nix", "tinyland-nix"),
+            (
+                Lane::Extra,
+                "tinyland-nix-heavy-compute-expansion",
+                "tinyland-nix-heavy"
+            ),
+        ]
+    );
+    assert_eq!(
+        sets[1].config_url.as_ref().map(|u| u.value.as_str()),
+        Some("https://github.com/Jesssullivan")
+    );
+    assert_eq!(
+        sets[1].secret.as_ref().map(|s| s.value.as_str()),
+        Some("github-app-secret-jesssullivan"),
+        "an extra set inherits the overlay's secret"
+    );
+
+    let (p, text) = example("tinyland-infra", "tofu/stacks/arc-runners/tinyland.tfvars");
+    let v = load_tfvars(&p, &text).expect("parses");
+    let lanes: Vec<Lane> = v.deployed_sets().iter().map(|s| s.lane).collect();
+    assert_eq!(lanes, [Lane::Nix, Lane::Docker, Lane::Dind, Lane::Extra]);
+}
+
+#[test]
+fn tfvars_type_errors_name_key_and_line() {
+    let text = "# c\ndeploy_docker_runner = \"yes\"\n";
+    let err = load_tfvars(Path::new("x.tfvars"), text).expect_err("wrong type");
+    assert_eq!(
+        err.to_string(),
+        "x.tfvars:2:24: `deploy_docker_runner`: expected true or false"
+    );
+    let err = load_tfvars(Path::new("x.tfvars"), "a = {\n").expect_err("syntax");
+    assert!(err.to_string().starts_with("x.tfvars:"), "{err}");
+    let text = "extra_runner_sets = {\n  x = {\n    max_runners = \"one\"\n  }\n}\n";
+    let err = load_tfvars(Path::new("x.tfvars"), text).expect_err("wrong type");
+    assert_eq!(err.path, "extra_runner_sets.x.max_runners");
+    assert_eq!(err.pos.line, 3);
+}
+
+#[test]
+fn backends_in_both_endpoint_forms() {
+    let (p, text) = example("tinyland-infra", "tofu/backend/honey.s3.hcl");
+    let b = load_backend(&p, &text).expect("parses");
+    assert_eq!(
+        b.key.map(|k| k.value).as_deref(),
+        Some("tinyland-infra/arc-runners/terraform.tfstate")
+    );
+    assert_eq!(
+        b.endpoint.map(|e| e.value).as_deref(),
+        Some("http://tofu-state-rustfs.nix-cache.svc:9000")
+    );
+    assert!(!b.deprecated_endpoint);
+
+    let (p, text) = example("jesssullivan-infra", "tofu/backend/honey.s3.hcl");
+    let b = load_backend(&p, &text).expect("parses");
+    assert!(b.deprecated_endpoint);
+    assert_eq!(b.path_style, Some(true));
+    assert_eq!(
+        b.endpoint.map(|e| e.value).as_deref(),
+        Some("http://tofu-state-rustfs.nix-cache.svc:9000")
+    );
+
+    let err = load_backend(Path::new("b.hcl"), "bucket = \"x\"\n").expect_err("no key");
+    assert_eq!(err.path, "key");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn parsers_never_panic(text in "\\PC{0,300}") {
+        let p = Path::new("f");
+        let _ = find_core_pin(p, &text, "attic-iac");
+        let _ = load_tfvars(p, &text);
+        let _ = load_backend(p, &text);
+    }
+
+    #[test]
+    fn parsers_never_panic_on_mutated_examples(cut in 0usize..4000, insert in "[ a-z=\"{}()\\[\\],#\\n]{0,8}") {
+        for (overlay, rel) in [
+            ("jesssullivan-infra", "MODULE.bazel"),
+            ("jesssullivan-infra", "tofu/stacks/arc-runners/jesssullivan.tfvars"),
+            ("tinyland-infra", "tofu/backend/honey.s3.hcl"),
+        ] {
+            let (_, text) = example(overlay, rel);
+            let mut at = cut.min(text.len());
+            while !text.is_char_boundary(at) { at -= 1; }
+            let mutated = format!("{}{}{}", &text[..at], insert, &text[at..]);
+            let p = Path::new(rel);
+            let _ = find_core_pin(p, &mutated, "attic-iac");
+            let _ = load_tfvars(p, &mutated);
+            let _ = load_backend(p, &mutated);
+        }
+    }
+}
