@@ -65,49 +65,47 @@ impl ArcRunnersVars {
     /// The nix lane always; docker and dind when their flag is true; every
     /// `extra_runner_sets` entry. Switched-off lanes are not deployed.
     pub fn deployed_sets(&self) -> Vec<DeployedSet> {
-        let lane_label = |name: &str, at: &Option<Located<String>>| {
-            Located::new(
-                name.to_string(),
-                at.as_ref().map(|l| l.pos).unwrap_or_default(),
-            )
-        };
-        let mut sets = vec![DeployedSet {
-            lane: Lane::Nix,
-            release_name: self.nix_runner_name.clone(),
-            scale_set_name: self
-                .nix_runner_scale_set_name
-                .clone()
-                .or_else(|| self.nix_runner_name.clone()),
-            label: lane_label("tinyland-nix", &self.nix_runner_scale_set_name),
-            config_url: self.github_config_url.clone(),
-            secret: self.github_config_secret.clone(),
-        }];
-        let on = |f: &Option<Located<bool>>| f.as_ref().is_some_and(|f| f.value);
-        if on(&self.deploy_docker_runner) {
-            sets.push(DeployedSet {
-                lane: Lane::Docker,
-                release_name: self.docker_runner_name.clone(),
-                scale_set_name: self
-                    .docker_runner_scale_set_name
-                    .clone()
-                    .or_else(|| self.docker_runner_name.clone()),
-                label: lane_label("tinyland-docker", &self.docker_runner_scale_set_name),
+        let lane = |lane,
+                    label: &str,
+                    release: &Option<Located<String>>,
+                    set: &Option<Located<String>>| {
+            let at = set
+                .as_ref()
+                .or(release.as_ref())
+                .map(|l| l.pos)
+                .unwrap_or_default();
+            DeployedSet {
+                lane,
+                release_name: release.clone(),
+                // ARC's runnerScaleSetName defaults to the release name.
+                scale_set_name: set.clone().or_else(|| release.clone()),
+                label: Located::new(label.to_string(), at),
                 config_url: self.github_config_url.clone(),
                 secret: self.github_config_secret.clone(),
-            });
+            }
+        };
+        let on = |f: &Option<Located<bool>>| f.as_ref().is_some_and(|f| f.value);
+        let mut sets = vec![lane(
+            Lane::Nix,
+            "tinyland-nix",
+            &self.nix_runner_name,
+            &self.nix_runner_scale_set_name,
+        )];
+        if on(&self.deploy_docker_runner) {
+            sets.push(lane(
+                Lane::Docker,
+                "tinyland-docker",
+                &self.docker_runner_name,
+                &self.docker_runner_scale_set_name,
+            ));
         }
         if on(&self.deploy_dind_runner) {
-            sets.push(DeployedSet {
-                lane: Lane::Dind,
-                release_name: self.dind_runner_name.clone(),
-                scale_set_name: self
-                    .dind_runner_scale_set_name
-                    .clone()
-                    .or_else(|| self.dind_runner_name.clone()),
-                label: lane_label("tinyland-dind", &self.dind_runner_scale_set_name),
-                config_url: self.github_config_url.clone(),
-                secret: self.github_config_secret.clone(),
-            });
+            sets.push(lane(
+                Lane::Dind,
+                "tinyland-dind",
+                &self.dind_runner_name,
+                &self.dind_runner_scale_set_name,
+            ));
         }
         for x in &self.extra_runner_sets {
             sets.push(DeployedSet {
