@@ -2,6 +2,7 @@
 //! print, and turn the outcome into an exit code scripts can use.
 
 mod contract;
+mod plan;
 
 use std::process::ExitCode;
 
@@ -25,7 +26,7 @@ pub mod exit {
     long_about = "flywheel turns the platform contract into software operators can trust.\n\n\
         One typed configuration (platform.yaml) is the source of truth: the live contract \
         document is generated from it, and docs, workflows and tfvars are checked against it.",
-    after_help = "Exit codes: 0 clean, 1 problems found, 2 bad usage or input.\n\n\
+    after_help = "Exit codes: 0 clean, 1 problems found, 2 bad usage or input, 3 refused by the destroy guard.\n\n\
         Start with:\n  flywheel contract render --config examples/platform.yaml\n  \
         flywheel contract check --config examples/platform.yaml examples/overlays"
 )]
@@ -39,6 +40,9 @@ enum Command {
     /// Render the platform contract or check files against it.
     #[command(subcommand)]
     Contract(contract::ContractCommand),
+    /// Judge OpenTofu plans before they are applied.
+    #[command(subcommand)]
+    Plan(plan::PlanCommand),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Contract(cmd) => contract::run(cmd),
+        Command::Plan(cmd) => plan::run(cmd),
     };
     ExitCode::from(code)
 }

@@ -181,3 +181,43 @@ fn config_can_come_from_the_environment() {
         .expect("run");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+fn guard_with(plan_json: &str, allow: bool) -> Output {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("plan.json");
+    std::fs::write(&path, plan_json).expect("write");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flywheel"));
+    cmd.args(["plan", "guard"])
+        .arg(&path)
+        .env_remove("ALLOW_ARC_DESTROY");
+    if allow {
+        cmd.env("ALLOW_ARC_DESTROY", "1");
+    }
+    cmd.output().expect("run")
+}
+
+const REPLACE_PLAN: &str = r#"{"format_version":"1.2","planned_values":{},"resource_changes":[
+ {"address":"helm_release.nix","change":{"actions":["create","delete"]}},
+ {"address":"kubernetes_namespace.arc","change":{"actions":["update"]}}],"errored":false}"#;
+
+#[test]
+fn plan_guard_refuses_with_exit_3_and_names_addresses() {
+    let o = guard_with(REPLACE_PLAN, false);
+    assert_eq!(o.status.code(), Some(3));
+    let out = stdout(&o);
+    assert!(
+        out.contains("guard: REFUSED") && out.contains("helm_release.nix (replace)"),
+        "{out}"
+    );
+
+    let o = guard_with(REPLACE_PLAN, true);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("WARNING: ALLOW_ARC_DESTROY=1")
+            && stderr(&o).contains("helm_release.nix")
+    );
+
+    let o = guard_with("{}", true);
+    assert_eq!(o.status.code(), Some(2), "not a plan is never allowed");
+    assert!(stderr(&o).contains("not a plan"), "{}", stderr(&o));
+}

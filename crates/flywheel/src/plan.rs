@@ -1,0 +1,149 @@
+//! `flywheel plan guard`: the destroy guard around OpenTofu plans.
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::{Subcommand, ValueEnum};
+use flywheel_tofu::{Plan, Verdict, counts, guard, parse_plan};
+
+use crate::exit;
+
+/// Exit code when the guard refuses a destructive plan.
+pub const REFUSED: u8 = 3;
+
+#[derive(Subcommand)]
+pub enum PlanCommand {
+    /// Refuse a plan that deletes, replaces or forgets anything.
+    #[command(
+        after_help = "Input is the JSON of `tofu show -json PLANFILE` (a file, or - for stdin).\n\n\
+        Refused: any `delete` in resource_changes[].change.actions (plain deletes and both\n\
+        replace orders) and any `forget`. resource_drift and output_changes are reported,\n\
+        never refused. Set ALLOW_ARC_DESTROY=1 only for an explicit destructive maintenance\n\
+        window: the plan is then allowed with a warning naming what will be destroyed.\n\n\
+        Exit codes: 0 allowed, 3 refused, 2 unreadable input or not a plan (never \"allowed\").\n\n\
+        Example:\n  tofu show -json tfplan | flywheel plan guard -"
+    )]
+    Guard {
+        /// Plan JSON file, or `-` for standard input.
+        #[arg(value_name = "PLAN_JSON", default_value = "-")]
+        plan: PathBuf,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = GuardFormat::Text)]
+        format: GuardFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum GuardFormat {
+    Text,
+    Json,
+}
+
+fn read_input(path: &PathBuf) -> Result<String, String> {
+    if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
+    }
+}
+
+fn summary(plan: &Plan) -> String {
+    let mut o = String::new();
+    let parts: Vec<String> = counts(plan)
+        .iter()
+        .map(|(k, n)| format!("{n} to {}", k.as_str()))
+        .collect();
+    let _ = writeln!(o, "plan: {}", parts.join(", "));
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| c.change != flywheel_tofu::Change::Noop)
+    {
+        let _ = writeln!(
+            o,
+            "  {:<8} {}  [{}]",
+            c.change.as_str(),
+            c.address,
+            c.actions.join(", ")
+        );
+    }
+    if !plan.drift.is_empty() {
+        let _ = writeln!(o, "drift (already happened; reported, not refused):");
+        for c in &plan.drift {
+            let _ = writeln!(o, "  {:<8} {}", c.change.as_str(), c.address);
+        }
+    }
+    if !plan.output_changes.is_empty() {
+        let _ = writeln!(
+            o,
+            "outputs changing (not refused): {}",
+            plan.output_changes.join(", ")
+        );
+    }
+    o
+}
+
+pub fn run(cmd: PlanCommand) -> u8 {
+    let PlanCommand::Guard { plan, format } = cmd;
+    let source = if plan.as_os_str() == "-" {
+        "<stdin>".to_string()
+    } else {
+        plan.display().to_string()
+    };
+    let parsed =
+        read_input(&plan).and_then(|text| parse_plan(&text).map_err(|e| format!("{source}:{e}")));
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("flywheel: plan guard: {e}");
+            return exit::USAGE;
+        }
+    };
+    let allow = std::env::var("ALLOW_ARC_DESTROY").is_ok_and(|v| v == "1");
+    let verdict = guard(&parsed, allow);
+    match format {
+        GuardFormat::Json => {
+            let doc = serde_json::json!({ "plan": parsed, "verdict": verdict });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        GuardFormat::Text => {
+            print!("{}", summary(&parsed));
+            match &verdict {
+                Verdict::Allowed => {
+                    println!("guard: allowed (nothing is deleted, replaced or forgotten)")
+                }
+                Verdict::Refused { destroys } => {
+                    println!(
+                        "guard: REFUSED: this plan destroys or forgets {} resource(s):",
+                        destroys.len()
+                    );
+                    for d in destroys {
+                        println!("  {} ({})", d.address, d.change.as_str());
+                    }
+                    println!(
+                        "Record the state rehome or teardown decision first; set ALLOW_ARC_DESTROY=1 only for an explicit destructive maintenance window."
+                    );
+                }
+                Verdict::Overridden { destroys } => {
+                    eprintln!(
+                        "WARNING: ALLOW_ARC_DESTROY=1: this plan WILL destroy or forget {} resource(s):",
+                        destroys.len()
+                    );
+                    for d in destroys {
+                        eprintln!("WARNING:   {} ({})", d.address, d.change.as_str());
+                    }
+                    println!("guard: allowed by ALLOW_ARC_DESTROY=1 (destructive)");
+                }
+            }
+        }
+    }
+    match verdict {
+        Verdict::Refused { .. } => REFUSED,
+        _ => exit::OK,
+    }
+}
