@@ -29,10 +29,8 @@ impl<'a> LineIndex<'a> {
     pub fn locate(&mut self, offset: usize) -> (u32, u32, &'a [u8]) {
         let offset = offset.min(self.text.len());
         if offset >= self.start {
-            for nl in memchr::memchr_iter(b'\n', &self.text[self.start..offset]) {
-                let _ = nl;
-                self.line += 1;
-            }
+            let newlines = memchr::memchr_iter(b'\n', &self.text[self.start..offset]).count();
+            self.line += u32::try_from(newlines).unwrap_or(u32::MAX);
             if let Some(last) = memchr::memrchr(b'\n', &self.text[self.start..offset]) {
                 self.start += last + 1;
             }

@@ -88,6 +88,15 @@ fn summary(plan: &Plan) -> String {
     o
 }
 
+/// A headline with the count, then one line per destroyed address.
+fn listing(headline: &str, indent: &str, destroys: &[flywheel_tofu::ResourceChange]) -> String {
+    let mut o = format!("{headline} {} resource(s):\n", destroys.len());
+    for d in destroys {
+        let _ = writeln!(o, "{indent}{} ({})", d.address, d.change.as_str());
+    }
+    o
+}
+
 pub fn run(cmd: PlanCommand) -> u8 {
     let PlanCommand::Guard { plan, format } = cmd;
     let source = if plan.as_os_str() == "-" {
@@ -118,25 +127,27 @@ pub fn run(cmd: PlanCommand) -> u8 {
                     println!("guard: allowed (nothing is deleted, replaced or forgotten)")
                 }
                 Verdict::Refused { destroys } => {
-                    println!(
-                        "guard: REFUSED: this plan destroys or forgets {} resource(s):",
-                        destroys.len()
+                    print!(
+                        "{}",
+                        listing(
+                            "guard: REFUSED: this plan destroys or forgets",
+                            "  ",
+                            destroys
+                        )
                     );
-                    for d in destroys {
-                        println!("  {} ({})", d.address, d.change.as_str());
-                    }
                     println!(
                         "Record the state rehome or teardown decision first; set ALLOW_ARC_DESTROY=1 only for an explicit destructive maintenance window."
                     );
                 }
                 Verdict::Overridden { destroys } => {
-                    eprintln!(
-                        "WARNING: ALLOW_ARC_DESTROY=1: this plan WILL destroy or forget {} resource(s):",
-                        destroys.len()
+                    eprint!(
+                        "{}",
+                        listing(
+                            "WARNING: ALLOW_ARC_DESTROY=1: this plan WILL destroy or forget",
+                            "WARNING:   ",
+                            destroys
+                        )
                     );
-                    for d in destroys {
-                        eprintln!("WARNING:   {} ({})", d.address, d.change.as_str());
-                    }
                     println!("guard: allowed by ALLOW_ARC_DESTROY=1 (destructive)");
                 }
             }
