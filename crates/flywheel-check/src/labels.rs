@@ -58,6 +58,10 @@ pub(crate) struct Ctx<'a> {
     pub file: &'a str,
     pub lines: Vec<&'a str>,
     pub out: &'a mut Vec<Violation>,
+    /// Whether some job's `runs-on` reaches a shared label.
+    pub targets_shared: bool,
+    /// `runs-on: {group: ...}` selectors, with positions.
+    pub groups: Vec<(String, Pos)>,
 }
 
 impl Ctx<'_> {
@@ -149,6 +153,7 @@ fn check_set(ctx: &mut Ctx<'_>, labels: &[(String, Pos)], origin: &str) {
     let has_shared = labels
         .iter()
         .any(|(l, _)| classify_label(ctx.rules, l) == LabelVerdict::Shared);
+    ctx.targets_shared |= has_shared;
     for (label, pos) in labels {
         let from = if origin.is_empty() {
             String::new()
@@ -213,6 +218,11 @@ fn written_labels(node: &Node) -> Vec<(String, Pos)> {
 }
 
 fn check_runs_on(ctx: &mut Ctx<'_>, workflow: &Node, job: &Node, runs_on: &Node) {
+    if let Some(group) = runs_on.get("group")
+        && let Some(name) = group.as_str()
+    {
+        ctx.groups.push((name.to_string(), group.pos));
+    }
     let written = match &runs_on.value {
         Value::Map(_) => runs_on
             .get("labels")
@@ -361,5 +371,62 @@ pub(crate) fn gitlab(ctx: &mut Ctx<'_>, root: &Node) {
                 );
             }
         }
+    }
+}
+
+/// What one GitHub workflow says about runner labels.
+#[derive(Clone, Debug, Default)]
+pub struct WorkflowLabels {
+    /// Labels outside the shared set, unresolved expressions, YAML errors.
+    pub violations: Vec<Violation>,
+    /// `runs-on: {group: ...}` selectors (a group is not a label).
+    pub groups: Vec<(String, Pos)>,
+    /// Whether some job runs on a shared label.
+    pub targets_shared: bool,
+}
+
+/// Checks one workflow's `runs-on` against `rules` (out-of-contract literals
+/// are not searched). A file that is not YAML is one `unparseable` warning.
+pub fn workflow_labels(rules: &Rules, file: &str, source: &str) -> WorkflowLabels {
+    let mut out = Vec::new();
+    let root = match flywheel_yaml::parse(source) {
+        Ok(root) => root,
+        Err(e) => {
+            out.push(unparseable(file, &e));
+            return WorkflowLabels {
+                violations: out,
+                ..WorkflowLabels::default()
+            };
+        }
+    };
+    let mut ctx = Ctx {
+        rules,
+        file,
+        lines: source.lines().collect(),
+        out: &mut out,
+        targets_shared: false,
+        groups: Vec::new(),
+    };
+    workflow(&mut ctx, &root);
+    let (targets_shared, groups) = (ctx.targets_shared, std::mem::take(&mut ctx.groups));
+    WorkflowLabels {
+        violations: out,
+        groups,
+        targets_shared,
+    }
+}
+
+/// The one finding for a workflow or `.gitlab-ci.yml` that is not YAML.
+pub(crate) fn unparseable(file: &str, e: &flywheel_yaml::SyntaxError) -> Violation {
+    Violation {
+        file: file.to_string(),
+        line: e.pos.line,
+        column: e.pos.column,
+        rule: rule::UNPARSEABLE,
+        severity: Severity::Warning,
+        value: String::new(),
+        message: format!("not valid YAML, labels not checked: {}", e.message),
+        replacement: None,
+        excerpt: String::new(),
     }
 }

@@ -13,7 +13,7 @@ mod rules;
 mod scan;
 mod text;
 
-pub use labels::{LabelVerdict, classify_label};
+pub use labels::{LabelVerdict, WorkflowLabels, classify_label, workflow_labels};
 pub use rules::Rules;
 pub use scan::{ScanOptions, scan, scan_text};
 

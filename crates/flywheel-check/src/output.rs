@@ -69,14 +69,14 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// Escaping for workflow-command data (after `::`).
-fn escape_data(s: &str) -> String {
+pub fn escape_data(s: &str) -> String {
     s.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
 
 /// Escaping for workflow-command properties (`file=...,line=...`).
-fn escape_property(s: &str) -> String {
+pub fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 

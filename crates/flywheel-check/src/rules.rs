@@ -76,6 +76,19 @@ impl Rules {
         }
     }
 
+    /// Label rules only: `shared` are the labels workflows may use (an
+    /// overlay's `runner_contract.shared_labels`); no literal is searched.
+    pub fn from_shared_labels(shared: &[String]) -> Rules {
+        Rules {
+            needles: Vec::new(),
+            automaton: None,
+            shared_set: shared.iter().cloned().collect(),
+            shared: shared.to_vec(),
+            gitlab_classes: HashSet::new(),
+            proof_only: HashSet::new(),
+        }
+    }
+
     /// The literals searched for, in contract order.
     pub fn literals(&self) -> impl Iterator<Item = &str> {
         self.needles.iter().map(|n| n.value.as_str())

@@ -5,12 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use flywheel_contract::Severity;
 use ignore::{WalkBuilder, WalkState};
 
 use crate::labels::{self, Ctx};
 use crate::text;
-use crate::{Report, Rules, Violation, rule};
+use crate::{Report, Rules, Violation};
 
 #[derive(Clone, Debug, Default)]
 pub struct ScanOptions {
@@ -63,17 +62,7 @@ pub fn scan_text(rules: &Rules, file: &str, bytes: &[u8], out: &mut Vec<Violatio
     let root = match flywheel_yaml::parse(source) {
         Ok(root) => root,
         Err(e) => {
-            out.push(Violation {
-                file: file.to_string(),
-                line: e.pos.line,
-                column: e.pos.column,
-                rule: rule::UNPARSEABLE,
-                severity: Severity::Warning,
-                value: String::new(),
-                message: format!("not valid YAML, labels not checked: {}", e.message),
-                replacement: None,
-                excerpt: String::new(),
-            });
+            out.push(labels::unparseable(file, &e));
             return;
         }
     };
@@ -82,6 +71,8 @@ pub fn scan_text(rules: &Rules, file: &str, bytes: &[u8], out: &mut Vec<Violatio
         file,
         lines: source.lines().collect(),
         out,
+        targets_shared: false,
+        groups: Vec::new(),
     };
     match kind {
         Kind::Workflow => labels::workflow(&mut ctx, &root),
