@@ -1,0 +1,342 @@
+//! Kubernetes access for flywheel.
+//!
+//! Reads only what a check needs: Secrets as metadata (`PartialObjectMetadata`,
+//! so a value never crosses the wire) and ARC `AutoscalingRunnerSet`s as plain
+//! data ([`ScaleSet`]). Reads retry 5xx answers and connection errors a
+//! bounded number of times with backoff.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use serde::Serialize;
+
+/// The namespaces ARC uses: the controller's and the runners'.
+pub const ARC_SYSTEMS: &str = "arc-systems";
+pub const ARC_RUNNERS: &str = "arc-runners";
+
+/// The annotation ARC writes once GitHub has created the scale set.
+pub const SCALE_SET_ID: &str = "runner-scale-set-id";
+
+/// A failed cluster read; the message never holds a credential.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    pub message: String,
+    /// The HTTP status, when the API server answered.
+    pub code: Option<u16>,
+}
+
+impl Error {
+    fn msg(message: impl Into<String>) -> Self {
+        Error {
+            message: message.into(),
+            code: None,
+        }
+    }
+}
+
+fn kube_error(context: &str, e: kube::Error) -> Error {
+    match e {
+        kube::Error::Api(s) => Error {
+            message: format!("{context}: {} ({}, HTTP {})", s.message, s.reason, s.code),
+            code: Some(s.code),
+        },
+        other => Error::msg(format!("{context}: {other}")),
+    }
+}
+
+fn transient(e: &Error) -> bool {
+    match e.code {
+        Some(c) => c >= 500 || c == 429,
+        None => true,
+    }
+}
+
+/// What a Secret's metadata tells: that it exists, and since when.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SecretPresence {
+    pub namespace: String,
+    pub name: String,
+    pub created: Option<String>,
+}
+
+/// An `AutoscalingRunnerSet`, reduced to the fields flywheel reads.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ScaleSet {
+    pub namespace: String,
+    /// `metadata.name` (the Helm release's scale set object).
+    pub name: String,
+    pub runner_scale_set_name: Option<String>,
+    pub github_config_url: Option<String>,
+    pub github_config_secret: Option<String>,
+    pub runner_group: Option<String>,
+    pub min_runners: Option<i64>,
+    /// Absent means unlimited.
+    pub max_runners: Option<i64>,
+    /// The raw `runner-scale-set-id` annotation.
+    pub scale_set_id: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub current_runners: Option<i64>,
+    pub pending_runners: Option<i64>,
+    pub running_runners: Option<i64>,
+    pub phase: Option<String>,
+}
+
+/// Whether ARC has registered a scale set with GitHub.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Registration {
+    Registered(u64),
+    /// No `runner-scale-set-id` annotation yet.
+    Pending,
+    /// An annotation that is not a positive integer.
+    Invalid(String),
+}
+
+impl ScaleSet {
+    /// The name GitHub registers: `spec.runnerScaleSetName`, or the object name.
+    pub fn registered_name(&self) -> &str {
+        self.runner_scale_set_name.as_deref().unwrap_or(&self.name)
+    }
+
+    pub fn registration(&self) -> Registration {
+        match self.scale_set_id.as_deref() {
+            None => Registration::Pending,
+            Some(raw) => match raw.trim().parse::<u64>() {
+                Ok(id) if id > 0 => Registration::Registered(id),
+                _ => Registration::Invalid(raw.to_string()),
+            },
+        }
+    }
+
+    /// Reads the fields from a dynamic object; missing fields stay `None`.
+    pub fn from_object(obj: &DynamicObject) -> ScaleSet {
+        let spec = obj.data.get("spec");
+        let status = obj.data.get("status");
+        let s = |v: Option<&serde_json::Value>, k: &str| {
+            v.and_then(|v| v.get(k))
+                .and_then(|x| x.as_str())
+                .map(str::to_string)
+        };
+        let n = |v: Option<&serde_json::Value>, k: &str| {
+            v.and_then(|v| v.get(k)).and_then(serde_json::Value::as_i64)
+        };
+        let annotations: BTreeMap<String, String> = obj
+            .metadata
+            .annotations
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        ScaleSet {
+            namespace: obj.metadata.namespace.clone().unwrap_or_default(),
+            name: obj.metadata.name.clone().unwrap_or_default(),
+            runner_scale_set_name: s(spec, "runnerScaleSetName"),
+            github_config_url: s(spec, "githubConfigUrl"),
+            github_config_secret: s(spec, "githubConfigSecret"),
+            runner_group: s(spec, "runnerGroup"),
+            min_runners: n(spec, "minRunners"),
+            max_runners: n(spec, "maxRunners"),
+            scale_set_id: annotations.get(SCALE_SET_ID).cloned(),
+            labels: obj
+                .metadata
+                .labels
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            annotations,
+            current_runners: n(status, "currentRunners"),
+            pending_runners: n(status, "pendingEphemeralRunners"),
+            running_runners: n(status, "runningEphemeralRunners"),
+            phase: s(status, "phase"),
+        }
+    }
+}
+
+/// The `AutoscalingRunnerSet` API resource.
+pub fn scale_set_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("actions.github.com", "v1alpha1", "AutoscalingRunnerSet"),
+        "autoscalingrunnersets",
+    )
+}
+
+/// Retry settings for cluster reads.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub retries: u32,
+    pub backoff: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            retries: 3,
+            backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+/// A connected cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    client: Client,
+    policy: Policy,
+    /// Where the connection came from, for reports.
+    pub source: String,
+}
+
+impl Cluster {
+    /// The standard kubeconfig (`KUBECONFIG` or `~/.kube/config`) with
+    /// `context`, or the in-cluster service account when no kubeconfig exists.
+    pub async fn connect(context: Option<&str>, policy: Policy) -> Result<Cluster, Error> {
+        let (config, source) = match Kubeconfig::read() {
+            Ok(kc) => {
+                if let Some(ctx) = context
+                    && !kc.contexts.iter().any(|c| c.name == ctx)
+                {
+                    let known: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
+                    return Err(Error::msg(format!(
+                        "kubeconfig has no context `{ctx}` (contexts: {}); pass --context",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    )));
+                }
+                let options = KubeConfigOptions {
+                    context: context.map(str::to_string),
+                    ..KubeConfigOptions::default()
+                };
+                let config = Config::from_custom_kubeconfig(kc, &options)
+                    .await
+                    .map_err(|e| Error::msg(format!("kubeconfig: {e}")))?;
+                (
+                    config,
+                    format!("kubeconfig context {}", context.unwrap_or("(current)")),
+                )
+            }
+            Err(kubeconfig_error) => match Config::incluster() {
+                Ok(c) => (c, "in-cluster service account".to_string()),
+                Err(_) => {
+                    return Err(Error::msg(format!(
+                        "no Kubernetes credentials: {kubeconfig_error}; set KUBECONFIG or run in a pod"
+                    )));
+                }
+            },
+        };
+        Self::from_config(config, source, policy)
+    }
+
+    pub fn from_config(
+        mut config: Config,
+        source: String,
+        policy: Policy,
+    ) -> Result<Cluster, Error> {
+        config.connect_timeout = Some(Duration::from_secs(10));
+        config.read_timeout = Some(Duration::from_secs(30));
+        let client =
+            Client::try_from(config).map_err(|e| Error::msg(format!("Kubernetes client: {e}")))?;
+        Ok(Cluster {
+            client,
+            policy,
+            source,
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn retry<T, F, Fut>(&self, mut op: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match op().await {
+                Err(e) if transient(&e) && attempt < self.policy.retries => {
+                    tokio::time::sleep(self.policy.backoff * 2u32.saturating_pow(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether a Secret exists, from its metadata only. `Ok(None)` when absent.
+    pub async fn secret_presence(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<SecretPresence>, Error> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        self.retry(|| async {
+            let meta = api.get_metadata_opt(name).await.map_err(|e| {
+                kube_error(&format!("reading Secret {namespace}/{name} metadata"), e)
+            })?;
+            Ok(meta.map(|m| SecretPresence {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                created: m.metadata.creation_timestamp.map(|t| t.0.to_string()),
+            }))
+        })
+        .await
+    }
+
+    /// Every `AutoscalingRunnerSet` in `namespace`.
+    pub async fn scale_sets(&self, namespace: &str) -> Result<Vec<ScaleSet>, Error> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &scale_set_resource());
+        self.retry(|| async {
+            let list = api.list(&ListParams::default()).await.map_err(|e| {
+                kube_error(&format!("listing AutoscalingRunnerSets in {namespace}"), e)
+            })?;
+            Ok(list.items.iter().map(ScaleSet::from_object).collect())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(v: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(v).expect("object")
+    }
+
+    #[test]
+    fn reads_the_fields_arc_writes() {
+        let s = ScaleSet::from_object(&obj(serde_json::json!({
+            "apiVersion": "actions.github.com/v1alpha1", "kind": "AutoscalingRunnerSet",
+            "metadata": {"name": "jesssullivan-nix", "namespace": "arc-runners",
+                "annotations": {"runner-scale-set-id": "42"}},
+            "spec": {"runnerScaleSetName": "jesssullivan-nix", "githubConfigUrl": "https://github.com/Jesssullivan/jesssullivan-infra",
+                "githubConfigSecret": "github-app-secret-jesssullivan", "maxRunners": 2},
+            "status": {"currentRunners": 1, "phase": "Running"}
+        })));
+        assert_eq!(s.registration(), Registration::Registered(42));
+        assert_eq!(s.max_runners, Some(2));
+        assert_eq!(s.min_runners, None);
+        assert_eq!(s.current_runners, Some(1));
+        assert_eq!(s.registered_name(), "jesssullivan-nix");
+    }
+
+    #[test]
+    fn registration_needs_a_positive_id() {
+        let mut s = ScaleSet::default();
+        assert_eq!(s.registration(), Registration::Pending);
+        s.scale_set_id = Some("0".into());
+        assert_eq!(s.registration(), Registration::Invalid("0".into()));
+        s.scale_set_id = Some("abc".into());
+        assert_eq!(s.registration(), Registration::Invalid("abc".into()));
+    }
+}

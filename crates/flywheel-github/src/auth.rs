@@ -1,0 +1,169 @@
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+
+/// How flywheel authenticates to GitHub.
+pub enum Auth {
+    /// `GITHUB_TOKEN` or `GH_TOKEN`.
+    Token(SecretString),
+    /// A GitHub App installation: one JWT-signed token exchange per run.
+    App {
+        app_id: u64,
+        installation_id: u64,
+        private_key: SecretString,
+    },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Token(_) => f.write_str("Auth::Token(<redacted>)"),
+            Auth::App {
+                app_id,
+                installation_id,
+                ..
+            } => write!(
+                f,
+                "Auth::App {{ app_id: {app_id}, installation_id: {installation_id}, private_key: <redacted> }}"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("{name} must be a number, got `{value}`")]
+    NotANumber { name: &'static str, value: String },
+    #[error(
+        "GitHub App credentials are incomplete: {missing} not set (set GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and GITHUB_APP_PRIVATE_KEY_PATH)"
+    )]
+    Incomplete { missing: String },
+    #[error("cannot read GITHUB_APP_PRIVATE_KEY_PATH {path}: {error}")]
+    KeyFile {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+impl Auth {
+    /// Credentials from the environment, as operators already set them:
+    /// `GITHUB_TOKEN` or `GH_TOKEN`, else the three `GITHUB_APP_*` values.
+    /// `Ok(None)` when none is set.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<Auth>, AuthError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        if let Some(t) = get("GITHUB_TOKEN").or_else(|| get("GH_TOKEN")) {
+            return Ok(Some(Auth::Token(SecretString::from(t.trim().to_string()))));
+        }
+        let names = [
+            "GITHUB_APP_ID",
+            "GITHUB_APP_INSTALLATION_ID",
+            "GITHUB_APP_PRIVATE_KEY_PATH",
+        ];
+        let values: Vec<Option<String>> = names.iter().map(|n| get(n)).collect();
+        if values.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let missing: Vec<&str> = names
+            .iter()
+            .zip(&values)
+            .filter(|(_, v)| v.is_none())
+            .map(|(n, _)| *n)
+            .collect();
+        let [Some(id), Some(inst), Some(path)] =
+            <[Option<String>; 3]>::try_from(values).unwrap_or([None, None, None])
+        else {
+            return Err(AuthError::Incomplete {
+                missing: missing.join(", "),
+            });
+        };
+        let number = |name: &'static str, v: &str| {
+            v.trim().parse::<u64>().map_err(|_| AuthError::NotANumber {
+                name,
+                value: v.to_string(),
+            })
+        };
+        let path = PathBuf::from(path);
+        let key = std::fs::read_to_string(&path).map_err(|error| AuthError::KeyFile {
+            path: path.clone(),
+            error,
+        })?;
+        Ok(Some(Auth::App {
+            app_id: number("GITHUB_APP_ID", &id)?,
+            installation_id: number("GITHUB_APP_INSTALLATION_ID", &inst)?,
+            private_key: SecretString::from(key),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn token_wins_and_is_never_printed() {
+        let a = Auth::from_env(env(&[("GH_TOKEN", "ghp_secretvalue")]))
+            .expect("ok")
+            .expect("some");
+        assert!(matches!(a, Auth::Token(_)));
+        assert!(!format!("{a:?}").contains("ghp_secretvalue"));
+    }
+
+    #[test]
+    fn partial_app_credentials_name_what_is_missing() {
+        let e = Auth::from_env(env(&[("GITHUB_APP_ID", "1")])).expect_err("incomplete");
+        let s = e.to_string();
+        assert!(
+            s.contains("GITHUB_APP_INSTALLATION_ID") && s.contains("GITHUB_APP_PRIVATE_KEY_PATH"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn nothing_set_is_none() {
+        assert!(
+            Auth::from_env(env(&[("GITHUB_TOKEN", " ")]))
+                .expect("ok")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn app_credentials_read_the_key_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, "-----BEGIN RSA PRIVATE KEY-----\nxyz\n").expect("write");
+        let key = key.to_string_lossy().to_string();
+        let a = Auth::from_env(env(&[
+            ("GITHUB_APP_ID", "12"),
+            ("GITHUB_APP_INSTALLATION_ID", "34"),
+            ("GITHUB_APP_PRIVATE_KEY_PATH", &key),
+        ]))
+        .expect("ok")
+        .expect("some");
+        assert!(matches!(
+            a,
+            Auth::App {
+                app_id: 12,
+                installation_id: 34,
+                ..
+            }
+        ));
+        assert!(!format!("{a:?}").contains("xyz"));
+        let e = Auth::from_env(env(&[
+            ("GITHUB_APP_ID", "twelve"),
+            ("GITHUB_APP_INSTALLATION_ID", "34"),
+            ("GITHUB_APP_PRIVATE_KEY_PATH", &key),
+        ]))
+        .expect_err("not a number");
+        assert!(e.to_string().contains("GITHUB_APP_ID"));
+    }
+}

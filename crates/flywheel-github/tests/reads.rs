@@ -1,0 +1,187 @@
+//! The GitHub reads against wiremock, with bodies shaped like the REST API.
+
+use std::time::{Duration, Instant};
+
+use flywheel_github::{Auth, ErrorKind, GitHub, Policy};
+use secrecy::SecretString;
+use serde_json::json;
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn policy() -> Policy {
+    Policy {
+        retries: 3,
+        backoff: Duration::from_millis(10),
+        budget: Duration::from_secs(5),
+    }
+}
+
+async fn client(server: &MockServer) -> GitHub {
+    flywheel_github::install_crypto_provider();
+    GitHub::connect(
+        &server.uri(),
+        Some(Auth::Token(SecretString::from("ghp_test".to_string()))),
+        policy(),
+    )
+    .await
+    .expect("connect")
+}
+
+#[tokio::test]
+async fn secret_names_follow_pages_and_send_the_token() {
+    let server = MockServer::start().await;
+    let page = |from: usize, to: usize| {
+        let secrets: Vec<_> = (from..to)
+            .map(|i| json!({"name": format!("SECRET_{i}"), "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}))
+            .collect();
+        json!({"total_count": 130, "secrets": secrets})
+    };
+    Mock::given(method("GET"))
+        .and(path("/repos/o/r/actions/secrets"))
+        .and(query_param("page", "1"))
+        .and(wiremock::matchers::header(
+            "authorization",
+            "Bearer ghp_test",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(0, 100)))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/o/r/actions/secrets"))
+        .and(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(100, 130)))
+        .mount(&server)
+        .await;
+    let gh = client(&server).await;
+    let names = gh.secret_names("o/r").await.expect("names");
+    assert_eq!(names.len(), 130);
+    assert_eq!(names[129], "SECRET_129");
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_and_then_reported() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/o/r"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/o/r"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"full_name": "o/r", "default_branch": "trunk", "private": true, "visibility": "internal"})))
+        .mount(&server)
+        .await;
+    let gh = client(&server).await;
+    let repo = gh.repository("o/r").await.expect("after two 503s");
+    assert_eq!(
+        (repo.default_branch.as_str(), repo.visibility()),
+        ("trunk", "internal")
+    );
+    assert_eq!(gh.requests(), 3);
+
+    Mock::given(method("GET"))
+        .and(path("/repos/o/down"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"message": "Server Error"})))
+        .mount(&server)
+        .await;
+    let e = gh.repository("o/down").await.expect_err("always 500");
+    assert_eq!(e.kind, ErrorKind::Server);
+    assert!(e.message.contains("HTTP 500"), "{e}");
+}
+
+#[tokio::test]
+async fn a_short_rate_limit_is_waited_out_a_long_one_is_not() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/o/r/commits/main"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "1")
+                .set_body_json(json!({"message": "You have exceeded a secondary rate limit."})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/o/r/commits/main"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"sha": "637b7167c400a842cdc7af0709b2251c0542a48a"})),
+        )
+        .mount(&server)
+        .await;
+    let gh = client(&server).await;
+    let started = Instant::now();
+    let sha = gh
+        .resolve_commit("o/r", "main")
+        .await
+        .expect("after the wait");
+    assert_eq!(sha, "637b7167c400a842cdc7af0709b2251c0542a48a");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    Mock::given(method("GET"))
+        .and(path("/repos/o/r/commits/later"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("retry-after", "600")
+                .set_body_json(json!({"message": "rate limit"})),
+        )
+        .mount(&server)
+        .await;
+    let started = Instant::now();
+    let e = gh
+        .resolve_commit("o/r", "later")
+        .await
+        .expect_err("past the budget");
+    assert_eq!(e.kind, ErrorKind::RateLimited);
+    assert!(e.message.contains("time budget"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn unknown_refs_and_workflows_are_told_apart_from_failures() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/o/r/commits/nope"))
+        .respond_with(
+            ResponseTemplate::new(422)
+                .set_body_json(json!({"message": "No commit found for SHA: nope"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/o/r/actions/workflows/gone.yml/runs"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/o/r/actions/secrets"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .set_body_json(json!({"message": "Resource not accessible by integration"})),
+        )
+        .mount(&server)
+        .await;
+    let gh = client(&server).await;
+    assert_eq!(
+        gh.resolve_commit("o/r", "nope")
+            .await
+            .expect_err("422")
+            .kind,
+        ErrorKind::NotFound
+    );
+    assert!(
+        gh.workflow_runs("o/r", "gone.yml", "main")
+            .await
+            .expect("404 is no runs")
+            .is_empty()
+    );
+    let e = gh.secret_names("o/r").await.expect_err("forbidden");
+    assert_eq!(e.kind, ErrorKind::Forbidden);
+    assert!(e.message.contains("Resource not accessible"), "{e}");
+    assert!(!e.message.contains("ghp_test"));
+    assert!(gh.secret_names("not-a-repo").await.is_err());
+}
