@@ -3,6 +3,7 @@
 
 mod contract;
 mod plan;
+mod preflight;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,8 @@ enum Command {
     /// Judge OpenTofu plans before they are applied.
     #[command(subcommand)]
     Plan(plan::PlanCommand),
+    /// Read-only enrollment preflight: what still blocks an overlay.
+    Preflight(preflight::PreflightArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Contract(cmd) => contract::run(cmd),
         Command::Plan(cmd) => plan::run(cmd),
+        Command::Preflight(args) => preflight::run(args),
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,218 @@
+//! `flywheel preflight`: the read-only enrollment preflight.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use flywheel_cluster::Cluster;
+use flywheel_github::{Auth, GitHub};
+use flywheel_preflight::{ClusterSource, Options, Overlay, Request, Sources, context_for, output};
+
+use crate::exit;
+
+#[derive(Args)]
+#[command(
+    after_help = "Checks (always all, in this order; each is ok, warning, blocker, unknown or skipped):\n  \
+config, core-pin, core-ref, core-read-credential, attic-token, workflow-status,\n  \
+app-secret, scale-sets, config-url-scope, registration-names, labels, core-anchors\n\n\
+Read-only: GitHub secret names (never values), recent default-branch runs, Kubernetes\n\
+Secret metadata (never data) and AutoscalingRunnerSets. Nothing is created or changed.\n\n\
+GitHub credentials: GITHUB_TOKEN or GH_TOKEN, or a GitHub App (GITHUB_APP_ID,\n\
+GITHUB_APP_INSTALLATION_ID, GITHUB_APP_PRIVATE_KEY_PATH); GITHUB_API_URL for GitHub\n\
+Enterprise. Kubernetes: KUBECONFIG with --context (default: substrate.cluster.context),\n\
+or the in-cluster service account. What cannot be read is `unknown`, never `ok`.\n\n\
+Exit codes: 0 report printed; 1 with --strict when any check is a blocker or unknown;\n\
+2 bad usage or unreadable organization.yaml.\n\n\
+Examples:\n  \
+flywheel preflight --overlay ../jesssullivan-infra --strict\n  \
+GF_EXPECTED_CORE_REF=main flywheel preflight --core ../GloriousFlywheel --strict\n  \
+flywheel preflight --offline --overlay examples/overlays/tinyland-infra\n  \
+flywheel preflight --overlay ../tinyland-infra --overlay ../jesssullivan-infra -o json"
+)]
+pub struct PreflightArgs {
+    /// The overlay checkout; repeat to check several at once.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    overlay: Vec<PathBuf>,
+    /// The arc-runners tfvars (default: the single tofu/stacks/arc-runners/*.tfvars).
+    #[arg(long, value_name = "PATH")]
+    tfvars: Option<PathBuf>,
+    /// The overlay repository on GitHub (default: owner.repository).
+    #[arg(long, value_name = "OWNER/NAME")]
+    repo: Option<String>,
+    /// A core checkout, used to resolve --expected-core-ref with git.
+    #[arg(long, value_name = "DIR", env = "GF_CORE_PATH")]
+    core: Option<PathBuf>,
+    /// The selected core commit, branch or tag both pins must resolve to.
+    #[arg(long, value_name = "REF", env = "GF_EXPECTED_CORE_REF")]
+    expected_core_ref: Option<String>,
+    /// Another overlay on the same cluster whose registration names must not collide.
+    #[arg(long, value_name = "DIR")]
+    peer: Vec<PathBuf>,
+    /// The core's arc-runners tfvars: check it for personal-account and repository anchors.
+    #[arg(long, value_name = "TFVARS")]
+    core_stack: Option<PathBuf>,
+    /// kubeconfig context (default: substrate.cluster.context).
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+    /// Exit 1 when any check is a blocker or unknown (for CI gates).
+    #[arg(long)]
+    strict: bool,
+    /// Local checks only; remote checks are reported `skipped`.
+    #[arg(long)]
+    offline: bool,
+    /// Time budget in seconds for remote reads, retries and rate-limit waits included.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    timeout: u64,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Github,
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+async fn connect(overlays: &[Overlay], options: &Options, budget: Duration) -> Sources {
+    let github = async {
+        let auth = match Auth::from_env(|k| std::env::var(k).ok()) {
+            Err(e) => return Err(e.to_string()),
+            Ok(None) => {
+                return Err("no GitHub credentials: set GITHUB_TOKEN or GH_TOKEN, or GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and GITHUB_APP_PRIVATE_KEY_PATH".to_string());
+            }
+            Ok(Some(a)) => a,
+        };
+        let base = non_empty(std::env::var("GITHUB_API_URL").ok())
+            .unwrap_or_else(|| flywheel_github::DEFAULT_API_URL.to_string());
+        let policy = flywheel_github::Policy {
+            budget,
+            ..Default::default()
+        };
+        GitHub::connect(&base, Some(auth), policy)
+            .await
+            .map(Arc::new)
+            .map_err(|e| e.message)
+    };
+    let mut contexts: Vec<String> = overlays.iter().map(|o| context_for(o, options)).collect();
+    contexts.sort();
+    contexts.dedup();
+    let clusters = futures::future::join_all(contexts.into_iter().map(|ctx| async move {
+        let c = Cluster::connect(
+            (!ctx.is_empty()).then_some(ctx.as_str()),
+            flywheel_cluster::Policy::default(),
+        )
+        .await
+        .map_err(|e| e.message);
+        (ctx, Arc::new(ClusterSource::new(c)))
+    }));
+    let (github, clusters) = tokio::join!(github, clusters);
+    Sources {
+        github: Some(github),
+        clusters: clusters.into_iter().collect::<BTreeMap<_, _>>(),
+        offline: false,
+    }
+}
+
+pub fn run(args: PreflightArgs) -> u8 {
+    flywheel_github::install_crypto_provider();
+    let options = Options {
+        expected_core_ref: non_empty(args.expected_core_ref),
+        core_dir: args.core,
+        context: non_empty(args.context),
+    };
+    let req = Request {
+        overlays: args.overlay,
+        tfvars: args.tfvars,
+        repo: args.repo,
+        peers: args.peer,
+        core_stack: args.core_stack,
+        options: options.clone(),
+    };
+    let (overlays, cx) = match flywheel_preflight::load_all(&req) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("flywheel preflight: {e}");
+            return exit::USAGE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("flywheel preflight: cannot start the async runtime: {e}");
+            return exit::USAGE;
+        }
+    };
+    let bar = (overlays.len() > 1 && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(overlays.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} preflight {pos}/{len} overlays {wide_msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    let budget = Duration::from_secs(args.timeout.max(1));
+    let result = runtime.block_on(async {
+        let sources = if args.offline {
+            Sources::offline()
+        } else {
+            connect(&overlays, &options, budget).await
+        };
+        let work = flywheel_preflight::run(&overlays, &cx, Arc::new(sources), &options, |r| {
+            if let Some(b) = &bar {
+                b.set_message(r.overlay.repository.clone().unwrap_or_default());
+                b.inc(1);
+            }
+        });
+        // The budget bounds reads; this bounds everything else (a stalled socket).
+        tokio::time::timeout(budget + Duration::from_secs(30), work).await
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let Ok(result) = result else {
+        eprintln!(
+            "flywheel preflight: remote reads did not finish within the time budget ({}s)",
+            budget.as_secs()
+        );
+        return exit::FOUND;
+    };
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let printed = match args.format {
+        Format::Text => output::text(&result, color),
+        Format::Json => output::json(&result) + "\n",
+        Format::Github => {
+            if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+                let appended = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(output::markdown(&result).as_bytes()));
+                if let Err(e) = appended {
+                    eprintln!("flywheel preflight: cannot append to GITHUB_STEP_SUMMARY: {e}");
+                }
+            }
+            output::github_annotations(&result)
+        }
+    };
+    print!("{printed}");
+    if args.strict && result.fails_strict() {
+        exit::FOUND
+    } else {
+        exit::OK
+    }
+}
