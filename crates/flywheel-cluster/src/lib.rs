@@ -195,43 +195,58 @@ impl Cluster {
     /// The standard kubeconfig (`KUBECONFIG` or `~/.kube/config`) with
     /// `context`, or the in-cluster service account when no kubeconfig exists.
     pub async fn connect(context: Option<&str>, policy: Policy) -> Result<Cluster, Error> {
-        let (config, source) = match Kubeconfig::read() {
-            Ok(kc) => {
-                if let Some(ctx) = context
-                    && !kc.contexts.iter().any(|c| c.name == ctx)
-                {
-                    let known: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
-                    return Err(Error::msg(format!(
-                        "kubeconfig has no context `{ctx}` (contexts: {}); pass --context",
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
-                    )));
-                }
-                let options = KubeConfigOptions {
-                    context: context.map(str::to_string),
-                    ..KubeConfigOptions::default()
-                };
-                let config = Config::from_custom_kubeconfig(kc, &options)
-                    .await
-                    .map_err(|e| Error::msg(format!("kubeconfig: {e}")))?;
-                (
-                    config,
-                    format!("kubeconfig context {}", context.unwrap_or("(current)")),
-                )
-            }
+        match Kubeconfig::read() {
+            Ok(kc) => Self::from_kubeconfig(kc, context, policy).await,
             Err(kubeconfig_error) => match Config::incluster() {
-                Ok(c) => (c, "in-cluster service account".to_string()),
-                Err(_) => {
-                    return Err(Error::msg(format!(
-                        "no Kubernetes credentials: {kubeconfig_error}; set KUBECONFIG or run in a pod"
-                    )));
-                }
+                Ok(c) => Self::from_config(c, "in-cluster service account".to_string(), policy),
+                Err(_) => Err(Error::msg(format!(
+                    "no Kubernetes credentials: {kubeconfig_error}; set KUBECONFIG or run in a pod"
+                ))),
             },
+        }
+    }
+
+    /// A kubeconfig file at `path` (tests, and operators with several files).
+    pub async fn from_kubeconfig_file(
+        path: &std::path::Path,
+        context: Option<&str>,
+        policy: Policy,
+    ) -> Result<Cluster, Error> {
+        let kc = Kubeconfig::read_from(path)
+            .map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
+        Self::from_kubeconfig(kc, context, policy).await
+    }
+
+    async fn from_kubeconfig(
+        kc: Kubeconfig,
+        context: Option<&str>,
+        policy: Policy,
+    ) -> Result<Cluster, Error> {
+        if let Some(ctx) = context
+            && !kc.contexts.iter().any(|c| c.name == ctx)
+        {
+            let known: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
+            return Err(Error::msg(format!(
+                "kubeconfig has no context `{ctx}` (contexts: {}); pass --context",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+        let options = KubeConfigOptions {
+            context: context.map(str::to_string),
+            ..KubeConfigOptions::default()
         };
-        Self::from_config(config, source, policy)
+        let config = Config::from_custom_kubeconfig(kc, &options)
+            .await
+            .map_err(|e| Error::msg(format!("kubeconfig: {e}")))?;
+        Self::from_config(
+            config,
+            format!("kubeconfig context {}", context.unwrap_or("(current)")),
+            policy,
+        )
     }
 
     pub fn from_config(

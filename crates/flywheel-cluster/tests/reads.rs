@@ -8,20 +8,13 @@ use serde_json::json;
 async fn connect(server: &TestApiServer, dir: &std::path::Path) -> Cluster {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let path = server.write_kubeconfig(dir, "honey");
-    let kc = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
-    let config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("config");
-    Cluster::from_config(
-        config,
-        "test".into(),
-        Policy {
-            retries: 2,
-            backoff: std::time::Duration::from_millis(5),
-        },
-    )
-    .expect("client")
+    let policy = Policy {
+        retries: 2,
+        backoff: std::time::Duration::from_millis(5),
+    };
+    Cluster::from_kubeconfig_file(&path, Some("honey"), policy)
+        .await
+        .expect("client")
 }
 
 #[tokio::test]

@@ -185,3 +185,23 @@ async fn unknown_refs_and_workflows_are_told_apart_from_failures() {
     assert!(!e.message.contains("ghp_test"));
     assert!(gh.secret_names("not-a-repo").await.is_err());
 }
+
+#[tokio::test]
+async fn github_enterprise_base_paths_are_kept() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v3/repos/o/r"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"full_name": "o/r", "default_branch": "main", "private": false}),
+            ),
+        )
+        .mount(&server)
+        .await;
+    flywheel_github::install_crypto_provider();
+    let gh = GitHub::connect(&format!("{}/api/v3/", server.uri()), None, policy())
+        .await
+        .expect("connect");
+    let repo = gh.repository("o/r").await.expect("GHE path");
+    assert_eq!(repo.visibility(), "public");
+}

@@ -157,6 +157,9 @@ impl Overlay {
             },
         }
 
+        if let Some(v) = &vars {
+            consistency(&organization, v, tfvars_path.as_deref(), &mut problems);
+        }
         let shared: Vec<String> = organization
             .runner_contract
             .shared_labels
@@ -265,4 +268,39 @@ fn read_workflows(dir: &Path, rules: &Rules) -> Result<Vec<Workflow>, InputError
         });
     }
     Ok(out)
+}
+
+/// The tfvars must register with the anchor and secret organization.yaml
+/// names: the preflight checks those, ARC uses these.
+fn consistency(
+    org: &Organization,
+    vars: &ArcRunnersVars,
+    file: Option<&Path>,
+    problems: &mut Vec<String>,
+) {
+    let file = file.map(|p| p.display().to_string()).unwrap_or_default();
+    let pairs = [
+        (
+            "github_config_url",
+            &vars.github_config_url,
+            "owner.github_config_url",
+            &org.owner.github_config_url,
+        ),
+        (
+            "github_config_secret",
+            &vars.github_config_secret,
+            "owner.github_app_secret_name",
+            &org.owner.github_app_secret_name,
+        ),
+    ];
+    for (key, tf, org_key, o) in pairs {
+        if let (Some(tf), Some(o)) = (tf, o)
+            && tf.value.trim_end_matches('/') != o.value.trim_end_matches('/')
+        {
+            problems.push(format!(
+                "{file}:{}:{}: {key} = \"{}\" but config/organization.yaml {org_key} is \"{}\"; they must name the same registration",
+                tf.pos.line, tf.pos.column, tf.value, o.value
+            ));
+        }
+    }
 }

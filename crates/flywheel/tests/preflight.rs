@@ -1136,6 +1136,33 @@ async fn incomplete_config_is_a_listed_blocker_and_bad_yaml_is_exit_2() {
     assert_eq!(status(&j, "core-pin"), "skipped");
     assert!(detail(&j, "core-pin").contains("config incomplete"));
 
+    let jess = w.overlay("jesssullivan-infra");
+    rewrite(
+        &jess.join("tofu/stacks/arc-runners/jesssullivan.tfvars"),
+        "github_config_secret  = \"github-app-secret-jesssullivan\"",
+        "github_config_secret  = \"github-app-secret\"",
+    );
+    let j = w
+        .preflight(&["--overlay", s(&jess), "--offline", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(status(&j, "config"), "blocker");
+    assert!(
+        detail(&j, "config").contains("jesssullivan.tfvars:27:"),
+        "{}",
+        detail(&j, "config")
+    );
+    assert!(
+        detail(&j, "config").contains("owner.github_app_secret_name"),
+        "{}",
+        detail(&j, "config")
+    );
+    std::fs::copy(
+        examples().join("jesssullivan-infra/tofu/stacks/arc-runners/jesssullivan.tfvars"),
+        jess.join("tofu/stacks/arc-runners/jesssullivan.tfvars"),
+    )
+    .expect("restore");
+
     std::fs::write(
         dir.join("config/organization.yaml"),
         "schema_version: 1\nowner: [unclosed\n",
