@@ -166,6 +166,15 @@ pub fn scale_set_resource() -> ApiResource {
     )
 }
 
+/// What a server-side apply did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    Created,
+    Updated,
+    /// The resourceVersion did not move: the object already was this.
+    Unchanged,
+}
+
 /// Retry settings for cluster reads.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -304,6 +313,62 @@ impl Cluster {
             }))
         })
         .await
+    }
+
+    /// Server-side applies an Opaque Secret with `data` (field manager
+    /// `manager`, forced). Only metadata is read before; the answer's data is
+    /// dropped unread. Errors name the namespace and Secret, never a value.
+    pub async fn apply_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: &[(&str, String)],
+        manager: &str,
+    ) -> Result<Written, Error> {
+        use k8s_openapi::ByteString;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+        use kube::api::{Patch, PatchParams};
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("Secret {namespace}/{name}");
+        let before = self
+            .retry(|| async {
+                api.get_metadata_opt(name)
+                    .await
+                    .map_err(|e| kube_error(&format!("reading {what} metadata"), e))
+            })
+            .await?
+            .map(|m| m.metadata.resource_version);
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                namespace: Some(namespace.to_string()),
+                labels: Some(
+                    [(
+                        "app.kubernetes.io/managed-by".to_string(),
+                        "flywheel".to_string(),
+                    )]
+                    .into(),
+                ),
+                ..ObjectMeta::default()
+            },
+            type_: Some("Opaque".to_string()),
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Secret::default()
+        };
+        let params = PatchParams::apply(manager).force();
+        let after = api
+            .patch(name, &params, &Patch::Apply(&secret))
+            .await
+            .map_err(|e| kube_error(&format!("applying {what}"), e))?;
+        Ok(match before {
+            None => Written::Created,
+            Some(rv) if rv.is_some() && rv == after.metadata.resource_version => Written::Unchanged,
+            Some(_) => Written::Updated,
+        })
     }
 
     /// Every `AutoscalingRunnerSet` in `namespace`.

@@ -317,6 +317,23 @@ impl State {
             .and_then(Value::as_array)
             .is_some_and(|f| !f.is_empty());
         let gone = meta.contains_key("deletionTimestamp") && !finalizers_left;
+        // Like the real apiserver, a write that changes nothing keeps the
+        // resourceVersion and emits no event.
+        if let Some(prev) = &prev
+            && !gone
+        {
+            let mut same = obj.clone();
+            if let Some(map) = same.as_object_mut() {
+                map.insert("metadata".into(), Value::Object(meta.clone()));
+            }
+            let mut before = prev.clone();
+            if let Some(m) = before.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("resourceVersion");
+            }
+            if same == before {
+                return prev.clone();
+            }
+        }
         let rv = if dry_run { self.rv } else { self.bump() };
         meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
         if let Some(map) = obj.as_object_mut() {
