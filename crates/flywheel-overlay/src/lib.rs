@@ -6,6 +6,7 @@ pub mod backend;
 mod hcl;
 pub mod module_bazel;
 pub mod organization;
+pub mod pins;
 pub mod tfvars;
 
 pub use backend::{S3Backend, load_backend};

@@ -24,6 +24,26 @@ impl Pos {
         self.line > 0
     }
 
+    /// The byte offset of this line and character column in `text`; `None`
+    /// when the position is not in it.
+    pub fn to_offset(self, text: &str) -> Option<usize> {
+        if !self.is_known() || self.column == 0 {
+            return None;
+        }
+        let mut start = 0;
+        for _ in 1..self.line {
+            start += text[start..].find('\n')? + 1;
+        }
+        let line = &text[start..];
+        let line = &line[..line.find('\n').unwrap_or(line.len())];
+        let col = self.column as usize - 1;
+        match line.char_indices().nth(col) {
+            Some((i, _)) => Some(start + i),
+            None if line.chars().count() == col => Some(start + line.len()),
+            None => None,
+        }
+    }
+
     /// Line and character column of byte `offset` in `text` (for parsers
     /// that report byte offsets: HCL, Starlark).
     pub fn from_offset(text: &str, offset: usize) -> Pos {

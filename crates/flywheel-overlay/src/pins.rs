@@ -1,0 +1,251 @@
+//! The two core pins, rewritten together and byte for byte.
+//!
+//! `core.pinned_commit` in `config/organization.yaml` and the `commit` of the
+//! core's `git_override` in `MODULE.bazel` change in one step: only the 40
+//! hex characters of each are replaced (comments, order and quoting stay),
+//! each file is replaced atomically (temporary file + rename), and when the
+//! second write fails the first file is restored.
+
+use std::io::Write;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use flywheel_yaml::Located;
+
+use crate::module_bazel::CorePin;
+use crate::organization::is_full_sha;
+
+/// The byte range of a scalar's text given where the parser put it: the
+/// value itself, inside quotes when it is quoted. `None` when the text there
+/// is not `value`.
+pub fn scalar_range(text: &str, at: &Located<String>) -> Option<Range<usize>> {
+    let mut start = at.pos.to_offset(text)?;
+    if text[start..].starts_with(['"', '\'']) {
+        start += 1;
+    }
+    let end = start + at.value.len();
+    (text.get(start..end) == Some(at.value.as_str())).then_some(start..end)
+}
+
+/// Both files' new text with `new` in place of each pin.
+pub fn rewrite(
+    organization: &str,
+    pinned: &Located<String>,
+    module_bazel: &str,
+    pin: &CorePin,
+    new: &str,
+) -> Result<(String, String), String> {
+    if !is_full_sha(new) {
+        return Err(format!("`{new}` is not a 40-hex commit"));
+    }
+    let new = new.to_ascii_lowercase();
+    let org_range = scalar_range(organization, pinned).ok_or_else(|| {
+        format!(
+            "core.pinned_commit at line {} is not written as a plain or quoted string; edit it by hand",
+            pinned.pos.line
+        )
+    })?;
+    if module_bazel.get(pin.range.clone()) != Some(pin.commit.as_str()) {
+        return Err("MODULE.bazel changed while it was read; run again".into());
+    }
+    let splice =
+        |text: &str, r: Range<usize>| format!("{}{new}{}", &text[..r.start], &text[r.end..]);
+    Ok((
+        splice(organization, org_range),
+        splice(module_bazel, pin.range.clone()),
+    ))
+}
+
+/// Where file writes go; tests swap it to make a write fail.
+pub trait Writer {
+    fn write(&mut self, path: &Path, contents: &str) -> std::io::Result<()>;
+}
+
+/// Temporary file in the same folder, flushed to disk, renamed over the
+/// original (keeping its permissions).
+pub struct AtomicWriter;
+
+impl Writer for AtomicWriter {
+    fn write(&mut self, path: &Path, contents: &str) -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.flywheel-{}.tmp", std::process::id()));
+        let result = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(contents.as_bytes())?;
+            f.sync_all()?;
+            if let Ok(meta) = std::fs::metadata(path) {
+                std::fs::set_permissions(&tmp, meta.permissions())?;
+            }
+            std::fs::rename(&tmp, path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+/// One file of a two-file change.
+pub struct Change {
+    pub path: PathBuf,
+    pub old: String,
+    pub new: String,
+}
+
+/// Writes both or neither. On failure the message says what is on disk.
+pub fn write_both(w: &mut impl Writer, first: &Change, second: &Change) -> Result<(), String> {
+    w.write(&first.path, &first.new).map_err(|e| {
+        format!(
+            "{}: cannot write ({e}); nothing changed",
+            first.path.display()
+        )
+    })?;
+    if let Err(e) = w.write(&second.path, &second.new) {
+        return Err(match w.write(&first.path, &first.old) {
+            Ok(()) => format!(
+                "{}: cannot write ({e}); {} was restored, nothing changed",
+                second.path.display(),
+                first.path.display()
+            ),
+            Err(e2) => format!(
+                "{}: cannot write ({e}); restoring {} also failed ({e2}): it holds the NEW pin, {} the OLD one; fix by hand",
+                second.path.display(),
+                first.path.display(),
+                second.path.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flywheel_yaml::Pos;
+
+    const OLD: &str = "637b7167c400a842cdc7af0709b2251c0542a48a";
+    const NEW: &str = "defff7fb7d1f3457c5270ce2e57ac6077e797b1c";
+
+    fn located(text: &str, needle: &str) -> Located<String> {
+        let off = text.find(needle).expect("needle");
+        Located::new(OLD.to_string(), Pos::from_offset(text, off))
+    }
+
+    #[test]
+    fn plain_and_quoted_scalars_are_found() {
+        for text in [
+            format!("core:\n  pinned_commit: {OLD} # selected\n"),
+            format!("core:\n  pinned_commit: \"{OLD}\"\n"),
+            format!("core: {{pinned_commit: '{OLD}'}}\n"),
+            format!("# é\ncore:\n  pinned_commit:   {OLD}\n"),
+        ] {
+            let quote = if text.contains(&format!("\"{OLD}")) {
+                "\""
+            } else if text.contains(&format!("'{OLD}")) {
+                "'"
+            } else {
+                ""
+            };
+            let at = located(&text, &format!("{quote}{OLD}"));
+            let r = scalar_range(&text, &at).expect("range");
+            assert_eq!(&text[r], OLD, "{text}");
+        }
+    }
+
+    #[test]
+    fn rewrite_changes_only_the_pins() {
+        let org = format!("core:\n  # the selected core\n  pinned_commit: \"{OLD}\"  # keep\n");
+        let module = format!(
+            "git_override(\n    module_name = \"attic-iac\",\n    commit = \"{OLD}\",  # pin\n)\n"
+        );
+        let start = module.find(OLD).expect("pin");
+        let pin = CorePin {
+            commit: OLD.into(),
+            pos: Pos::from_offset(&module, start),
+            range: start..start + 40,
+            remote: None,
+        };
+        let (o, m) = rewrite(
+            &org,
+            &located(&org, &format!("\"{OLD}")),
+            &module,
+            &pin,
+            NEW,
+        )
+        .expect("rewrite");
+        assert_eq!(o, org.replace(OLD, NEW));
+        assert_eq!(m, module.replace(OLD, NEW));
+        assert!(
+            rewrite(
+                &org,
+                &located(&org, &format!("\"{OLD}")),
+                &module,
+                &pin,
+                "main"
+            )
+            .is_err()
+        );
+    }
+
+    struct FailOn(usize, usize, Vec<(PathBuf, String)>);
+
+    impl Writer for FailOn {
+        fn write(&mut self, path: &Path, contents: &str) -> std::io::Result<()> {
+            self.1 += 1;
+            if self.1 == self.0 {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.2.push((path.to_path_buf(), contents.to_string()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_second_write_restores_the_first() {
+        let a = Change {
+            path: "org.yaml".into(),
+            old: "old-a".into(),
+            new: "new-a".into(),
+        };
+        let b = Change {
+            path: "MODULE.bazel".into(),
+            old: "old-b".into(),
+            new: "new-b".into(),
+        };
+        let mut w = FailOn(2, 0, Vec::new());
+        let e = write_both(&mut w, &a, &b).expect_err("second fails");
+        assert!(e.contains("org.yaml was restored"), "{e}");
+        assert_eq!(w.2.last().map(|(_, c)| c.as_str()), Some("old-a"));
+        let mut w = FailOn(1, 0, Vec::new());
+        assert!(
+            write_both(&mut w, &a, &b)
+                .expect_err("first fails")
+                .contains("nothing changed")
+        );
+        assert!(w.2.is_empty());
+    }
+
+    #[test]
+    fn atomic_writes_replace_the_file_and_leave_no_temporary() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("MODULE.bazel");
+        std::fs::write(&p, "old").expect("write");
+        AtomicWriter.write(&p, "new").expect("atomic");
+        assert_eq!(std::fs::read_to_string(&p).expect("read"), "new");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scalar_range_never_panics(text in "(?s).{0,200}", line in 0u32..8, column in 0u32..40) {
+            let at = Located::new(OLD.to_string(), Pos { line, column });
+            if let Some(r) = scalar_range(&text, &at) {
+                proptest::prop_assert_eq!(&text[r], OLD);
+            }
+        }
+    }
+}
