@@ -14,7 +14,9 @@ mod remote;
 
 pub use checks::{Registrations, attic_key_ok, collisions, url_scope};
 pub use local::{InputError, Overlay, Workflow};
-pub use remote::{ClusterSource, Fact, Options, Remote, ResolvedRef, Sources, context_for, gather};
+pub use remote::{
+    ClusterSource, Fact, Options, Remote, ResolvedRef, Sources, context_for, gather, resolve_ref,
+};
 
 use std::path::PathBuf;
 use std::sync::Arc;

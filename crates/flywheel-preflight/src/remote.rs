@@ -153,8 +153,46 @@ async fn resolve_with_git(dir: &std::path::Path, reference: &str) -> Result<Stri
     }
 }
 
-/// Resolves the expected core ref: a full SHA as is, else through `--core`
-/// (git), else through the GitHub API for `core.repository`.
+/// Resolves a core ref to a commit: a full SHA as is, else through the
+/// core checkout `core_dir` (git), else through the GitHub API for
+/// `core_repo`. `github` is `Err(why)` when offline or not connected.
+pub async fn resolve_ref(
+    reference: &str,
+    core_dir: Option<&std::path::Path>,
+    github: Result<&GitHub, String>,
+    core_repo: Option<&str>,
+) -> Result<ResolvedRef, String> {
+    if reference.len() == 40 && is_hex(reference) {
+        return Ok(ResolvedRef {
+            sha: reference.to_ascii_lowercase(),
+            via: "literal".into(),
+        });
+    }
+    if let Some(dir) = core_dir {
+        return resolve_with_git(dir, reference)
+            .await
+            .map(|sha| ResolvedRef {
+                sha,
+                via: format!("git {}", dir.display()),
+            });
+    }
+    let Some(repo) = core_repo else {
+        return Err("config incomplete: no core.repository".into());
+    };
+    let gh = github.map_err(|why| {
+        format!(
+            "`{reference}` is not a full SHA; resolving it needs the GitHub API or --core ({why})"
+        )
+    })?;
+    gh.resolve_commit(repo, reference)
+        .await
+        .map(|sha| ResolvedRef {
+            sha,
+            via: format!("GitHub {repo}"),
+        })
+        .map_err(|e| e.message)
+}
+
 async fn resolve_core_ref(
     overlay: &Overlay,
     sources: &Sources,
@@ -163,36 +201,16 @@ async fn resolve_core_ref(
     let Some(reference) = options.expected_core_ref.as_deref() else {
         return Fact::Skipped("no expected core ref".into());
     };
-    if reference.len() == 40 && is_hex(reference) {
-        return Fact::Got(ResolvedRef {
-            sha: reference.to_ascii_lowercase(),
-            via: "literal".into(),
-        });
-    }
-    if let Some(dir) = &options.core_dir {
-        return match resolve_with_git(dir, reference).await {
-            Ok(sha) => Fact::Got(ResolvedRef {
-                sha,
-                via: format!("git {}", dir.display()),
-            }),
-            Err(e) => Fact::Failed(e),
-        };
-    }
-    let Some(repo) = overlay.organization.core.repository.as_ref() else {
-        return Fact::Skipped("config incomplete: no core.repository".into());
-    };
-    match &sources.github {
-        None => Fact::Skipped(format!(
-            "`{reference}` is not a full SHA and can only be resolved online or with --core"
-        )),
-        Some(Err(e)) => Fact::Failed(e.clone()),
-        Some(Ok(gh)) => match gh.resolve_commit(&repo.value, reference).await {
-            Ok(sha) => Fact::Got(ResolvedRef {
-                sha,
-                via: format!("GitHub {}", repo.value),
-            }),
-            Err(e) => Fact::Failed(e.message),
-        },
+    let github = github_of(sources).map_err(|u| u.why);
+    let repo = overlay
+        .organization
+        .core
+        .repository
+        .as_ref()
+        .map(|r| r.value.as_str());
+    match resolve_ref(reference, options.core_dir.as_deref(), github, repo).await {
+        Ok(r) => Fact::Got(r),
+        Err(e) => Fact::Failed(e),
     }
 }
 

@@ -1,7 +1,10 @@
 //! `flywheel`: the command line. Thin: parse arguments, call a library,
 //! print, and turn the outcome into an exit code scripts can use.
 
+mod arc;
 mod contract;
+mod forge;
+mod pins;
 mod plan;
 mod preflight;
 
@@ -46,9 +49,17 @@ enum Command {
     Plan(plan::PlanCommand),
     /// Read-only enrollment preflight: what still blocks an overlay.
     Preflight(preflight::PreflightArgs),
+    /// Operator actions on ARC: the App secret, guarded tofu plan and apply.
+    #[command(subcommand)]
+    Arc(arc::ArcCommand),
+    /// Show or refresh the two core pins together.
+    #[command(subcommand)]
+    Pins(pins::PinsCommand),
 }
 
 fn main() -> ExitCode {
+    // One TLS crypto provider (ring) for every client in the process.
+    flywheel_github::install_crypto_provider();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -65,6 +76,8 @@ fn main() -> ExitCode {
         Command::Contract(cmd) => contract::run(cmd),
         Command::Plan(cmd) => plan::run(cmd),
         Command::Preflight(args) => preflight::run(args),
+        Command::Arc(cmd) => arc::run(cmd),
+        Command::Pins(cmd) => pins::run(cmd),
     };
     ExitCode::from(code)
 }

@@ -52,13 +52,18 @@ fn read_input(path: &PathBuf) -> Result<String, String> {
     }
 }
 
-fn summary(plan: &Plan) -> String {
+/// The counts line, then (with `detailed`) one line per changing address,
+/// drift and outputs.
+pub(crate) fn summary(plan: &Plan, detailed: bool) -> String {
     let mut o = String::new();
     let parts: Vec<String> = counts(plan)
         .iter()
         .map(|(k, n)| format!("{n} to {}", k.as_str()))
         .collect();
     let _ = writeln!(o, "plan: {}", parts.join(", "));
+    if !detailed {
+        return o;
+    }
     for c in plan
         .changes
         .iter()
@@ -115,14 +120,19 @@ pub fn run(cmd: PlanCommand) -> u8 {
     };
     let allow = std::env::var("ALLOW_ARC_DESTROY").is_ok_and(|v| v == "1");
     let verdict = guard(&parsed, allow);
+    report(&parsed, &verdict, format, true)
+}
+
+/// Prints the plan and the guard's verdict; the exit code for the verdict.
+pub(crate) fn report(parsed: &Plan, verdict: &Verdict, format: GuardFormat, detailed: bool) -> u8 {
     match format {
         GuardFormat::Json => {
             let doc = serde_json::json!({ "plan": parsed, "verdict": verdict });
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         GuardFormat::Text => {
-            print!("{}", summary(&parsed));
-            match &verdict {
+            print!("{}", summary(parsed, detailed));
+            match verdict {
                 Verdict::Allowed => {
                     println!("guard: allowed (nothing is deleted, replaced or forgotten)")
                 }

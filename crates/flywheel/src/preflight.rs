@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use flywheel_cluster::Cluster;
-use flywheel_github::{Auth, GitHub};
 use flywheel_preflight::{ClusterSource, Options, Overlay, Request, Sources, context_for, output};
 
 use crate::exit;
@@ -84,23 +83,11 @@ fn non_empty(v: Option<String>) -> Option<String> {
 
 async fn connect(overlays: &[Overlay], options: &Options, budget: Duration) -> Sources {
     let github = async {
-        let auth = match Auth::from_env(|k| std::env::var(k).ok()) {
-            Err(e) => return Err(e.to_string()),
-            Ok(None) => {
-                return Err("no GitHub credentials: set GITHUB_TOKEN or GH_TOKEN, or GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and GITHUB_APP_PRIVATE_KEY_PATH".to_string());
-            }
-            Ok(Some(a)) => a,
-        };
-        let base = non_empty(std::env::var("GITHUB_API_URL").ok())
-            .unwrap_or_else(|| flywheel_github::DEFAULT_API_URL.to_string());
         let policy = flywheel_github::Policy {
             budget,
             ..Default::default()
         };
-        GitHub::connect(&base, Some(auth), policy)
-            .await
-            .map(Arc::new)
-            .map_err(|e| e.message)
+        crate::forge::github_from_env(policy).await.map(Arc::new)
     };
     let mut contexts: Vec<String> = overlays.iter().map(|o| context_for(o, options)).collect();
     contexts.sort();
@@ -123,7 +110,6 @@ async fn connect(overlays: &[Overlay], options: &Options, budget: Duration) -> S
 }
 
 pub fn run(args: PreflightArgs) -> u8 {
-    flywheel_github::install_crypto_provider();
     let options = Options {
         expected_core_ref: non_empty(args.expected_core_ref),
         core_dir: args.core,
@@ -144,13 +130,10 @@ pub fn run(args: PreflightArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::forge::runtime() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("flywheel preflight: cannot start the async runtime: {e}");
+            eprintln!("flywheel preflight: {e}");
             return exit::USAGE;
         }
     };

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{copy_dir, examples, s};
 use flywheel_testapi::TestApiServer;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -17,23 +20,6 @@ const TINY: &str = "tinyland-inc/tinyland-infra";
 const JESS: &str = "Jesssullivan/jesssullivan-infra";
 const CORE: &str = "tinyland-inc/GloriousFlywheel";
 const TOKEN: &str = "ghp_flywheelTestToken0000000000000000000";
-
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/overlays")
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).expect("mkdir");
-    for e in std::fs::read_dir(src).expect("read_dir") {
-        let e = e.expect("entry");
-        let to = dst.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), &to).expect("copy");
-        }
-    }
-}
 
 struct Outcome {
     code: i32,
@@ -322,10 +308,6 @@ impl World {
             "non-GET GitHub request"
         );
     }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,217 @@
+//! `flywheel arc plan|apply`: the arc-runners stack through `tofu` from PATH.
+//!
+//! init (with the overlay's S3 backend file) → plan into a saved plan file →
+//! `show -json` of that file → the destroy guard → `apply` of exactly that
+//! file, only when the guard allows.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Where the stack's files are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// `tofu/stacks/arc-runners` (tofu runs there, `-chdir`).
+    pub stack: PathBuf,
+    pub tfvars: PathBuf,
+    pub backend: PathBuf,
+    /// The saved plan, inside the stack folder.
+    pub plan_file: PathBuf,
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn pick(dir: &Path, suffix: &str, prefer: Option<&str>, what: &str) -> Result<PathBuf, String> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e} (looking for {what})", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(suffix))
+        })
+        .collect();
+    found.sort();
+    if let Some(prefer) = prefer
+        && let Some(p) = found
+            .iter()
+            .find(|p| p.file_name().and_then(|n| n.to_str()) == Some(&format!("{prefer}{suffix}")))
+    {
+        return Ok(p.clone());
+    }
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(format!("{}: no *{suffix} ({what})", dir.display())),
+        _ => Err(format!(
+            "{}: several *{suffix} files; choose one ({what}):\n{}",
+            dir.display(),
+            found
+                .iter()
+                .map(|p| format!("  {}", p.display()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )),
+    }
+}
+
+/// The stack layout of `overlay`: the tfvars (the single one, or `tfvars`),
+/// and the backend file (`backend`, else `<cluster>.s3.hcl`, else the single
+/// `tofu/backend/*.s3.hcl`).
+pub fn layout(
+    overlay: &Path,
+    tfvars: Option<&Path>,
+    backend: Option<&Path>,
+    cluster: Option<&str>,
+) -> Result<Layout, String> {
+    let stack = overlay.join("tofu/stacks/arc-runners");
+    if !stack.is_dir() {
+        return Err(format!(
+            "{}: not found; is {} an implementation overlay?",
+            stack.display(),
+            overlay.display()
+        ));
+    }
+    let tfvars = match tfvars {
+        Some(p) if p.is_file() => p.to_path_buf(),
+        Some(p) => return Err(format!("{}: --tfvars names no file", p.display())),
+        None => pick(&stack, ".tfvars", None, "--tfvars")?,
+    };
+    let backend = match backend {
+        Some(p) if p.is_file() => p.to_path_buf(),
+        Some(p) => return Err(format!("{}: --backend names no file", p.display())),
+        None => pick(
+            &overlay.join("tofu/backend"),
+            ".s3.hcl",
+            cluster,
+            "--backend",
+        )?,
+    };
+    Ok(Layout {
+        plan_file: absolute(&stack).join("arc-runners.tfplan"),
+        stack: absolute(&stack),
+        tfvars: absolute(&tfvars),
+        backend: absolute(&backend),
+    })
+}
+
+/// `tofu` on PATH, or an error that says how to get it.
+pub fn find_tofu(path_var: Option<OsString>) -> Result<PathBuf, String> {
+    let path = path_var.unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join("tofu");
+        if is_executable(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    Err("`tofu` is not on PATH; install OpenTofu (https://opentofu.org/docs/intro/install/) and retry".into())
+}
+
+#[cfg(unix)]
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(p: &Path) -> bool {
+    p.is_file()
+}
+
+/// One step of the sequence, as arguments after `tofu`.
+pub fn steps(l: &Layout) -> [(&'static str, Vec<OsString>); 4] {
+    let chdir = || OsString::from(format!("-chdir={}", l.stack.display()));
+    let os = |s: &str| OsString::from(s);
+    let mut backend = OsString::from("-backend-config=");
+    backend.push(&l.backend);
+    let mut var_file = OsString::from("-var-file=");
+    var_file.push(&l.tfvars);
+    let mut out = OsString::from("-out=");
+    out.push(&l.plan_file);
+    [
+        (
+            "init",
+            vec![chdir(), os("init"), os("-input=false"), backend],
+        ),
+        (
+            "plan",
+            vec![chdir(), os("plan"), os("-input=false"), var_file, out],
+        ),
+        (
+            "show",
+            vec![
+                chdir(),
+                os("show"),
+                os("-json"),
+                l.plan_file.clone().into_os_string(),
+            ],
+        ),
+        (
+            "apply",
+            vec![
+                chdir(),
+                os("apply"),
+                os("-input=false"),
+                l.plan_file.clone().into_os_string(),
+            ],
+        ),
+    ]
+}
+
+/// Runs `tofu` with its output going to our stderr (the operator sees it);
+/// with `capture`, stdout is returned instead.
+pub fn run(tofu: &Path, args: &[OsString], capture: bool) -> Result<String, String> {
+    let mut cmd = Command::new(tofu);
+    cmd.args(args).stdin(Stdio::null()).stderr(Stdio::inherit());
+    if capture {
+        cmd.stdout(Stdio::piped());
+    } else {
+        // tofu's progress belongs with ours, on stderr, so stdout stays the report.
+        cmd.stdout(std::io::stderr());
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", tofu.display()))?;
+    if !out.status.success() {
+        let step = args
+            .get(1)
+            .map(|a| a.to_string_lossy().to_string())
+            .unwrap_or_default();
+        return Err(format!("`tofu {step}` failed ({})", out.status));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_prefers_the_cluster_backend_and_lists_ambiguity() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let o = dir.path();
+        std::fs::create_dir_all(o.join("tofu/stacks/arc-runners")).expect("mkdir");
+        std::fs::create_dir_all(o.join("tofu/backend")).expect("mkdir");
+        std::fs::write(o.join("tofu/stacks/arc-runners/x.tfvars"), "").expect("w");
+        std::fs::write(o.join("tofu/backend/honey.s3.hcl"), "").expect("w");
+        std::fs::write(o.join("tofu/backend/honey-edge.s3.hcl"), "").expect("w");
+        let l = layout(o, None, None, Some("honey")).expect("layout");
+        assert!(l.backend.ends_with("honey.s3.hcl"));
+        let e = layout(o, None, None, None).expect_err("two backends");
+        assert!(
+            e.contains("honey-edge.s3.hcl") && e.contains("--backend"),
+            "{e}"
+        );
+        let s = steps(&l);
+        assert_eq!(s[3].1.last(), Some(&l.plan_file.clone().into_os_string()));
+    }
+
+    #[test]
+    fn a_missing_tofu_says_how_to_get_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let e = find_tofu(Some(dir.path().as_os_str().to_owned())).expect_err("none");
+        assert!(e.contains("OpenTofu"));
+    }
+}

@@ -1,0 +1,298 @@
+//! `flywheel arc`: the operator actions on ARC.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+use flywheel_arc::secret::{self, Applied};
+use flywheel_arc::tofu;
+use flywheel_overlay::organization::Loaded;
+use flywheel_tofu::{guard, parse_plan};
+
+use crate::exit;
+use crate::plan::{GuardFormat, REFUSED, report};
+
+#[derive(Subcommand)]
+pub enum ArcCommand {
+    /// Write the owner GitHub App secret into arc-systems and arc-runners.
+    #[command(
+        after_help = "Reads GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and GITHUB_APP_PRIVATE_KEY_PATH,\n\
+        the Secret name from owner.github_app_secret_name and the context from\n\
+        substrate.cluster.context in config/organization.yaml.\n\n\
+        Everything is validated before anything is touched: positive integer IDs, an RSA\n\
+        private key in PEM (PKCS#1 or PKCS#8) that can sign RS256; a key file readable by\n\
+        group or others is a warning. --verify also exchanges an App JWT for an\n\
+        installation token at GITHUB_API_URL (the token is neither printed nor kept).\n\n\
+        --dry-run prints both manifests with the key as <redacted sha256:...> and contacts\n\
+        no cluster. --apply server-side applies them (field manager `flywheel`); a second\n\
+        apply reports `unchanged`.\n\n\
+        Exit codes: 0 done, 1 a namespace failed or --verify was refused, 2 bad input.\n\n\
+        Example:\n  flywheel arc secret --overlay ../jesssullivan-infra --dry-run --verify\n  \
+        flywheel arc secret --overlay ../jesssullivan-infra --apply"
+    )]
+    Secret(SecretArgs),
+    /// init + plan the arc-runners stack and run the destroy guard on the saved plan.
+    #[command(
+        after_help = "Runs `tofu` from PATH in tofu/stacks/arc-runners: init with the overlay's\n\
+        tofu/backend/<cluster>.s3.hcl, plan with the arc-runners tfvars into\n\
+        arc-runners.tfplan, `show -json` it and run the destroy guard.\n\n\
+        Exit codes: 0 the guard would allow apply, 3 it would refuse, 1 tofu failed,\n\
+        2 bad input (no tofu on PATH, ambiguous files, a plan that is not a plan)."
+    )]
+    Plan(TofuArgs),
+    /// Plan, guard, and apply exactly the saved plan when the guard allows.
+    #[command(
+        after_help = "The destroy guard refuses any delete, replace or forget (exit 3, nothing\n\
+        applied) unless ALLOW_ARC_DESTROY=1 marks an explicit destructive maintenance\n\
+        window. Only the saved plan the guard read is applied.\n\n\
+        Exit codes: 0 applied, 3 refused, 1 tofu failed, 2 bad input."
+    )]
+    Apply(TofuArgs),
+}
+
+#[derive(Args)]
+pub struct SecretArgs {
+    /// Print the manifests (key redacted); contact no cluster.
+    #[arg(long, conflicts_with = "apply", required_unless_present = "apply")]
+    dry_run: bool,
+    /// Server-side apply into both namespaces.
+    #[arg(long)]
+    apply: bool,
+    /// Prove app, installation and key match with a token exchange first.
+    #[arg(long)]
+    verify: bool,
+    /// The overlay checkout.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    overlay: PathBuf,
+    /// kubeconfig context (default: substrate.cluster.context).
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Args)]
+pub struct TofuArgs {
+    /// The overlay checkout.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    overlay: PathBuf,
+    /// The arc-runners tfvars (default: the single tofu/stacks/arc-runners/*.tfvars).
+    #[arg(long, value_name = "PATH")]
+    tfvars: Option<PathBuf>,
+    /// The S3 backend file (default: tofu/backend/<cluster>.s3.hcl, or the single one).
+    #[arg(long, value_name = "PATH")]
+    backend: Option<PathBuf>,
+    /// Also list every changing address (plan only; apply always lists them).
+    #[arg(long)]
+    show: bool,
+    /// Output format of the plan report.
+    #[arg(long, short = 'o', value_enum, default_value_t = GuardFormat::Text)]
+    format: GuardFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// organization.yaml of an overlay, or an exit-2 message.
+pub(crate) fn organization(overlay: &Path) -> Result<Loaded, String> {
+    let path = overlay.join("config/organization.yaml");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    flywheel_overlay::load_organization(&path, &text).map_err(|e| e.to_string())
+}
+
+pub fn run(cmd: ArcCommand) -> u8 {
+    match cmd {
+        ArcCommand::Secret(a) => run_secret(a),
+        ArcCommand::Plan(a) => run_tofu(a, false),
+        ArcCommand::Apply(a) => run_tofu(a, true),
+    }
+}
+
+fn run_secret(a: SecretArgs) -> u8 {
+    let fail = |e: String| {
+        eprintln!("flywheel arc secret: {e}");
+        exit::USAGE
+    };
+    let org = match organization(&a.overlay) {
+        Ok(o) => o.organization,
+        Err(e) => return fail(e),
+    };
+    let Some(name) = org
+        .owner
+        .github_app_secret_name
+        .as_ref()
+        .map(|n| n.value.clone())
+        .filter(|n| !flywheel_overlay::organization::is_placeholder(n))
+    else {
+        return fail(format!(
+            "{}: owner.github_app_secret_name is not set",
+            a.overlay.join("config/organization.yaml").display()
+        ));
+    };
+    let (creds, warnings) = match secret::load(|k| std::env::var(k).ok()) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    let rt = match crate::forge::runtime() {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if a.verify {
+        let base = crate::forge::github_api_url();
+        let auth = flywheel_github::Auth::App {
+            app_id: creds.app_id,
+            installation_id: creds.installation_id,
+            private_key: creds.private_key().clone(),
+        };
+        match rt.block_on(flywheel_github::GitHub::connect(
+            &base,
+            Some(auth),
+            flywheel_github::Policy::default(),
+        )) {
+            Ok(_) => eprintln!(
+                "verified: app {} and installation {} accept this key (an installation token was issued and discarded)",
+                creds.app_id, creds.installation_id
+            ),
+            Err(e) => {
+                eprintln!("flywheel arc secret: --verify failed: {e}; nothing was written");
+                return exit::FOUND;
+            }
+        }
+    }
+    if a.dry_run {
+        let manifests = secret::redacted_manifests(&name, &creds);
+        match a.format {
+            Format::Text => print!("{manifests}"),
+            Format::Json => println!(
+                "{}",
+                serde_json::json!({"secret": name, "namespaces": secret::NAMESPACES, "dry_run": true, "manifests": manifests})
+            ),
+        }
+        return exit::OK;
+    }
+    let context = a.context.clone().or_else(|| {
+        org.substrate
+            .cluster
+            .context
+            .as_ref()
+            .map(|c| c.value.clone())
+    });
+    let results = rt.block_on(async {
+        let cluster = flywheel_cluster::Cluster::connect(
+            context.as_deref(),
+            flywheel_cluster::Policy::default(),
+        )
+        .await?;
+        Ok::<_, flywheel_cluster::Error>(secret::apply(&cluster, &name, &creds).await)
+    });
+    let results = match results {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("flywheel arc secret: {e}; nothing was written");
+            return exit::FOUND;
+        }
+    };
+    match a.format {
+        Format::Text => {
+            for (ns, r) in &results {
+                println!("{ns}/{name}: {r}");
+            }
+        }
+        Format::Json => {
+            let list: Vec<_> = results
+                .iter()
+                .map(|(ns, r)| serde_json::json!({"namespace": ns, "applied": r}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"secret": name, "namespaces": list})
+            );
+        }
+    }
+    if results.iter().any(|(_, r)| matches!(r, Applied::Failed(_))) {
+        let held: Vec<String> = results
+            .iter()
+            .map(|(ns, r)| match r {
+                Applied::Failed(_) => format!("{ns} does not hold the new secret"),
+                _ => format!("{ns} holds it"),
+            })
+            .collect();
+        eprintln!(
+            "flywheel arc secret: partly applied: {}; rerun --apply once the failure is fixed",
+            held.join(", ")
+        );
+        return exit::FOUND;
+    }
+    exit::OK
+}
+
+fn run_tofu(a: TofuArgs, apply: bool) -> u8 {
+    let what = if apply { "arc apply" } else { "arc plan" };
+    let usage = |e: String| {
+        eprintln!("flywheel {what}: {e}");
+        exit::USAGE
+    };
+    let org = match organization(&a.overlay) {
+        Ok(o) => o.organization,
+        Err(e) => return usage(e),
+    };
+    let cluster = org.substrate.cluster.name.as_ref().map(|c| c.value.clone());
+    let layout = match tofu::layout(
+        &a.overlay,
+        a.tfvars.as_deref(),
+        a.backend.as_deref(),
+        cluster.as_deref(),
+    ) {
+        Ok(l) => l,
+        Err(e) => return usage(e),
+    };
+    let bin = match tofu::find_tofu(std::env::var_os("PATH")) {
+        Ok(b) => b,
+        Err(e) => return usage(e),
+    };
+    let [init, plan, show, apply_step] = tofu::steps(&layout);
+    for (name, args) in [&init, &plan] {
+        eprintln!("== tofu {name}");
+        if let Err(e) = tofu::run(&bin, args, false) {
+            eprintln!("flywheel {what}: {e}");
+            return exit::FOUND;
+        }
+    }
+    let json = match tofu::run(&bin, &show.1, true) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("flywheel {what}: {e}");
+            return exit::FOUND;
+        }
+    };
+    let parsed = match parse_plan(&json) {
+        Ok(p) => p,
+        Err(e) => {
+            return usage(format!(
+                "`tofu show -json {}`:{e}",
+                layout.plan_file.display()
+            ));
+        }
+    };
+    let allow = std::env::var("ALLOW_ARC_DESTROY").is_ok_and(|v| v == "1");
+    let verdict = guard(&parsed, allow);
+    let code = report(&parsed, &verdict, a.format, a.show || apply);
+    if code == REFUSED || !apply {
+        return code;
+    }
+    eprintln!("== tofu apply {}", layout.plan_file.display());
+    match tofu::run(&bin, &apply_step.1, false) {
+        Ok(_) => exit::OK,
+        Err(e) => {
+            eprintln!("flywheel {what}: {e}");
+            exit::FOUND
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! `flywheel pins`: the two core pins, shown and refreshed together.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Subcommand, ValueEnum};
+use flywheel_overlay::pins::{AtomicWriter, Change, rewrite, write_both};
+use flywheel_overlay::{CorePin, find_core_pin};
+use flywheel_yaml::Located;
+
+use crate::arc::organization;
+use crate::exit;
+
+#[derive(Subcommand)]
+pub enum PinsCommand {
+    /// Print both core pins and whether they agree (exit 1 when they do not).
+    #[command(
+        after_help = "The pins are core.pinned_commit in config/organization.yaml and the commit of\n\
+        the git_override whose module_name is core.module_name in MODULE.bazel."
+    )]
+    Show {
+        /// The overlay checkout.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        overlay: PathBuf,
+        #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Rewrite both pins to the commit REF names, changing nothing else.
+    #[command(
+        after_help = "REF is a full SHA (used as is), or a branch, tag or short SHA resolved through\n\
+        --core (git) or the GitHub API for core.repository (GITHUB_TOKEN / GH_TOKEN or the\n\
+        GITHUB_APP_* variables; GITHUB_API_URL). Only the 40 hex characters of each pin\n\
+        change: comments, order and quoting stay byte for byte. Each file is replaced\n\
+        atomically; if the second write fails the first is restored.\n\n\
+        Afterwards `flywheel preflight --offline --expected-core-ref <SHA>` passes core-pin\n\
+        and core-ref.\n\n\
+        Exit codes: 0 refreshed (or already there), 1 REF could not be resolved or a write\n\
+        failed (nothing changed), 2 bad input.\n\n\
+        Example:\n  flywheel pins refresh --overlay ../tinyland-infra --core ../GloriousFlywheel --to main"
+    )]
+    Refresh {
+        /// The overlay checkout.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        overlay: PathBuf,
+        /// The core commit, branch or tag to pin.
+        #[arg(long, value_name = "REF")]
+        to: String,
+        /// A core checkout to resolve REF with git.
+        #[arg(long, value_name = "DIR", env = "GF_CORE_PATH")]
+        core: Option<PathBuf>,
+        #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+struct Pins {
+    org_path: PathBuf,
+    org_text: String,
+    pinned: Located<String>,
+    module_path: PathBuf,
+    module_text: String,
+    pin: CorePin,
+    core_repo: Option<String>,
+}
+
+fn load(overlay: &Path) -> Result<Pins, String> {
+    let loaded = organization(overlay)?;
+    let org_path = overlay.join("config/organization.yaml");
+    let org_text =
+        std::fs::read_to_string(&org_path).map_err(|e| format!("{}: {e}", org_path.display()))?;
+    let core = &loaded.organization.core;
+    let missing = |key: &str| format!("{}: {key} is not set", org_path.display());
+    let pinned = core
+        .pinned_commit
+        .clone()
+        .ok_or_else(|| missing("core.pinned_commit"))?;
+    let module = core
+        .module_name
+        .clone()
+        .ok_or_else(|| missing("core.module_name"))?;
+    let module_path = overlay.join("MODULE.bazel");
+    let module_text = std::fs::read_to_string(&module_path)
+        .map_err(|e| format!("{}: cannot read: {e}", module_path.display()))?;
+    let pin = find_core_pin(&module_path, &module_text, &module.value)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!(
+                "{}: no git_override(module_name = \"{}\", commit = ...)",
+                module_path.display(),
+                module.value
+            )
+        })?;
+    Ok(Pins {
+        org_path,
+        org_text,
+        pinned,
+        module_path,
+        module_text,
+        pin,
+        core_repo: core.repository.as_ref().map(|r| r.value.clone()),
+    })
+}
+
+pub fn run(cmd: PinsCommand) -> u8 {
+    match cmd {
+        PinsCommand::Show { overlay, format } => show(&overlay, format),
+        PinsCommand::Refresh {
+            overlay,
+            to,
+            core,
+            format,
+        } => refresh(&overlay, &to, core.as_deref(), format),
+    }
+}
+
+fn show(overlay: &Path, format: Format) -> u8 {
+    let p = match load(overlay) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("flywheel pins show: {e}");
+            return exit::USAGE;
+        }
+    };
+    let agree = p.pinned.value.eq_ignore_ascii_case(&p.pin.commit);
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({
+                "organization": {"file": p.org_path.display().to_string(), "line": p.pinned.pos.line, "commit": p.pinned.value},
+                "module_bazel": {"file": p.module_path.display().to_string(), "line": p.pin.pos.line, "commit": p.pin.commit},
+                "agree": agree,
+            })
+        ),
+        Format::Text => {
+            println!(
+                "{}:{}: core.pinned_commit = {}",
+                p.org_path.display(),
+                p.pinned.pos.line,
+                p.pinned.value
+            );
+            println!(
+                "{}:{}: git_override commit = {}",
+                p.module_path.display(),
+                p.pin.pos.line,
+                p.pin.commit
+            );
+            if agree {
+                println!("pins agree");
+            } else {
+                println!(
+                    "pins are SPLIT: refresh both together with `flywheel pins refresh --to REF`"
+                );
+            }
+        }
+    }
+    if agree { exit::OK } else { exit::FOUND }
+}
+
+fn refresh(overlay: &Path, to: &str, core: Option<&Path>, format: Format) -> u8 {
+    let p = match load(overlay) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("flywheel pins refresh: {e}");
+            return exit::USAGE;
+        }
+    };
+    let rt = match crate::forge::runtime() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("flywheel pins refresh: {e}");
+            return exit::USAGE;
+        }
+    };
+    let resolved = rt.block_on(async {
+        let needs_api =
+            !(to.len() == 40 && to.bytes().all(|b| b.is_ascii_hexdigit())) && core.is_none();
+        let github = if needs_api {
+            crate::forge::github_from_env(flywheel_github::Policy::default()).await
+        } else {
+            Err("not needed".to_string())
+        };
+        flywheel_preflight::resolve_ref(
+            to,
+            core,
+            github.as_ref().map_err(Clone::clone),
+            p.core_repo.as_deref(),
+        )
+        .await
+    });
+    let resolved = match resolved {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("flywheel pins refresh: cannot resolve `{to}`: {e}; nothing changed");
+            return exit::FOUND;
+        }
+    };
+    let old = (p.pinned.value.clone(), p.pin.commit.clone());
+    let already =
+        old.0.eq_ignore_ascii_case(&resolved.sha) && old.1.eq_ignore_ascii_case(&resolved.sha);
+    if !already {
+        let (org_new, module_new) = match rewrite(
+            &p.org_text,
+            &p.pinned,
+            &p.module_text,
+            &p.pin,
+            &resolved.sha,
+        ) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("flywheel pins refresh: {e}; nothing changed");
+                return exit::USAGE;
+            }
+        };
+        let first = Change {
+            path: p.org_path.clone(),
+            old: p.org_text.clone(),
+            new: org_new,
+        };
+        let second = Change {
+            path: p.module_path.clone(),
+            old: p.module_text.clone(),
+            new: module_new,
+        };
+        if let Err(e) = write_both(&mut AtomicWriter, &first, &second) {
+            eprintln!("flywheel pins refresh: {e}");
+            return exit::FOUND;
+        }
+    }
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({"to": to, "commit": resolved.sha, "via": resolved.via, "changed": !already,
+                "previous": {"organization": old.0, "module_bazel": old.1}})
+        ),
+        Format::Text if already => println!(
+            "both pins already at {} (`{to}` via {}); nothing written",
+            resolved.sha, resolved.via
+        ),
+        Format::Text => {
+            println!(
+                "{}: core.pinned_commit {} -> {}",
+                p.org_path.display(),
+                old.0,
+                resolved.sha
+            );
+            println!(
+                "{}: git_override commit {} -> {}",
+                p.module_path.display(),
+                old.1,
+                resolved.sha
+            );
+            println!("`{to}` resolved via {}", resolved.via);
+        }
+    }
+    exit::OK
+}

@@ -1,0 +1,699 @@
+//! `flywheel arc secret|plan|apply` and `flywheel pins` end to end: the real
+//! binary against the test apiserver, wiremock GitHub, and a fake `tofu` on
+//! PATH that records its arguments and prints plan JSON shaped like
+//! OpenTofu's `show -json`.
+
+use std::path::{Path, PathBuf};
+
+mod common;
+
+use common::{copy_dir, examples, s};
+use flywheel_testapi::TestApiServer;
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const CORE_SHA: &str = "637b7167c400a842cdc7af0709b2251c0542a48a";
+const NEW_SHA: &str = "defff7fb7d1f3457c5270ce2e57ac6077e797b1c";
+
+fn key_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/test-github-app-key.pem")
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Every line of the test key's body; none may ever be printed.
+fn assert_no_key_material(o: &Out) {
+    let pem = std::fs::read_to_string(key_path()).expect("key");
+    for line in pem
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() > 16)
+    {
+        assert!(
+            !o.stdout.contains(line) && !o.stderr.contains(line),
+            "key material printed:\n{}\n{}",
+            o.stdout,
+            o.stderr
+        );
+    }
+}
+
+struct Env {
+    tmp: tempfile::TempDir,
+    overlay: PathBuf,
+    vars: Vec<(String, String)>,
+}
+
+impl Env {
+    fn new(overlay: &str) -> Env {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dst = tmp.path().join(overlay);
+        copy_dir(&examples().join(overlay), &dst);
+        let key = tmp.path().join("app.pem");
+        std::fs::copy(key_path(), &key).expect("key");
+        set_mode(&key, 0o600);
+        Env {
+            vars: vec![
+                ("GITHUB_APP_ID".into(), "1234".into()),
+                ("GITHUB_APP_INSTALLATION_ID".into(), "4242".into()),
+                ("GITHUB_APP_PRIVATE_KEY_PATH".into(), s(&key).into()),
+                ("HOME".into(), s(tmp.path()).into()),
+                ("KUBECONFIG".into(), "/nonexistent/kubeconfig".into()),
+            ],
+            overlay: dst,
+            tmp,
+        }
+    }
+
+    fn set(&mut self, k: &str, v: &str) {
+        self.vars.retain(|(x, _)| x != k);
+        self.vars.push((k.into(), v.into()));
+    }
+
+    async fn run(&self, args: &[&str]) -> Out {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_flywheel"));
+        cmd.args(args).current_dir(self.tmp.path());
+        for k in [
+            "GITHUB_TOKEN",
+            "GH_TOKEN",
+            "ALLOW_ARC_DESTROY",
+            "GF_CORE_PATH",
+            "GITHUB_API_URL",
+        ] {
+            cmd.env_remove(k);
+        }
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
+        let o = cmd.output().await.expect("run flywheel");
+        let out = Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).to_string(),
+            stderr: String::from_utf8_lossy(&o.stderr).to_string(),
+        };
+        assert_no_key_material(&out);
+        out
+    }
+}
+
+#[cfg(unix)]
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_dry_run_prints_both_manifests_redacted_and_contacts_no_cluster() {
+    let kube = TestApiServer::start().await;
+    let mut env = Env::new("jesssullivan-infra");
+    let kc = kube.write_kubeconfig(env.tmp.path(), "honey");
+    env.set("KUBECONFIG", s(&kc));
+    let o = env
+        .run(&["arc", "secret", "--dry-run", "--overlay", s(&env.overlay)])
+        .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout.matches("kind: Secret").count(), 2);
+    assert!(
+        o.stdout.contains("namespace: arc-systems") && o.stdout.contains("namespace: arc-runners")
+    );
+    assert!(
+        o.stdout
+            .contains("name: \"github-app-secret-jesssullivan\"")
+    );
+    assert!(
+        o.stdout.contains("github_app_id: \"1234\"")
+            && o.stdout.contains("github_app_installation_id: \"4242\"")
+    );
+    assert!(
+        o.stdout
+            .contains("github_app_private_key: \"<redacted sha256:"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        kube.requests().is_empty(),
+        "a dry run contacted the cluster"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_are_refused_before_anything_is_touched() {
+    let kube = TestApiServer::start().await;
+    let mut env = Env::new("tinyland-infra");
+    let kc = kube.write_kubeconfig(env.tmp.path(), "honey");
+    env.set("KUBECONFIG", s(&kc));
+    env.set("GITHUB_APP_ID", "0");
+    let o = env
+        .run(&["arc", "secret", "--apply", "--overlay", s(&env.overlay)])
+        .await;
+    assert_eq!(o.code, 2);
+    assert!(
+        o.stderr
+            .contains("GITHUB_APP_ID must be a positive integer"),
+        "{}",
+        o.stderr
+    );
+    env.set("GITHUB_APP_ID", "1234");
+    let ec = env.tmp.path().join("ec.pem");
+    std::fs::write(
+        &ec,
+        "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIPrivateBitsHere\n-----END EC PRIVATE KEY-----\n",
+    )
+    .expect("write");
+    env.set("GITHUB_APP_PRIVATE_KEY_PATH", s(&ec));
+    let o = env
+        .run(&["arc", "secret", "--apply", "--overlay", s(&env.overlay)])
+        .await;
+    assert_eq!(o.code, 2);
+    assert!(
+        o.stderr.contains("EC PRIVATE KEY") && !o.stderr.contains("PrivateBitsHere"),
+        "{}",
+        o.stderr
+    );
+    env.set("GITHUB_APP_PRIVATE_KEY_PATH", "/nonexistent/key.pem");
+    let o = env
+        .run(&["arc", "secret", "--apply", "--overlay", s(&env.overlay)])
+        .await;
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("/nonexistent/key.pem"));
+    let o = env
+        .run(&["arc", "secret", "--overlay", s(&env.overlay)])
+        .await;
+    assert_eq!(o.code, 2, "one of --dry-run or --apply is required");
+    assert!(kube.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_readable_by_others_is_a_warning() {
+    let env = Env::new("tinyland-infra");
+    let key = env.tmp.path().join("app.pem");
+    set_mode(&key, 0o644);
+    let o = env
+        .run(&["arc", "secret", "--dry-run", "--overlay", s(&env.overlay)])
+        .await;
+    assert_eq!(o.code, 0);
+    assert!(
+        o.stderr.contains("warning:") && o.stderr.contains("chmod 600"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_writes_both_namespaces_then_reports_unchanged() {
+    let kube = TestApiServer::start().await;
+    let mut env = Env::new("jesssullivan-infra");
+    let kc = kube.write_kubeconfig(env.tmp.path(), "honey");
+    env.set("KUBECONFIG", s(&kc));
+    let o = env
+        .run(&["arc", "secret", "--apply", "--overlay", s(&env.overlay)])
+        .await;
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout
+            .contains("arc-systems/github-app-secret-jesssullivan: created"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout
+            .contains("arc-runners/github-app-secret-jesssullivan: created")
+    );
+    let key = std::fs::read_to_string(key_path()).expect("key");
+    for ns in ["arc-systems", "arc-runners"] {
+        let data = kube
+            .secret_data(ns, "github-app-secret-jesssullivan")
+            .expect("written");
+        let field = |k: &str| {
+            data.get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .unwrap_or_default()
+        };
+        assert_eq!(field("github_app_id"), "MTIzNA==", "base64 of 1234");
+        assert_eq!(field("github_app_installation_id"), "NDI0Mg==");
+        assert!(
+            field("github_app_private_key").len() > key.len(),
+            "the key is stored (base64)"
+        );
+    }
+    assert!(
+        kube.requests().iter().all(|r| !r.refused),
+        "no Secret data was read back"
+    );
+    let o = env
+        .run(&[
+            "arc",
+            "secret",
+            "--apply",
+            "--overlay",
+            s(&env.overlay),
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(o.code, 0);
+    let j: serde_json::Value = serde_json::from_str(&o.stdout).expect("json");
+    assert_eq!(j["namespaces"][0]["applied"]["result"], "unchanged", "{j}");
+    assert_eq!(j["namespaces"][1]["applied"]["result"], "unchanged");
+    env.set("GITHUB_APP_INSTALLATION_ID", "4243");
+    let o = env
+        .run(&["arc", "secret", "--apply", "--overlay", s(&env.overlay)])
+        .await;
+    assert!(
+        o.stdout
+            .contains("arc-systems/github-app-secret-jesssullivan: updated"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_namespace_is_named_and_exits_non_zero() {
+    let kube = TestApiServer::start().await;
+    let mut env = Env::new("tinyland-infra");
+    let kc = kube.write_kubeconfig(env.tmp.path(), "honey");
+    env.set("KUBECONFIG", s(&kc));
+    kube.fail_next("namespaces/arc-runners/secrets", 500, 20);
+    let o = env
+        .run(&["arc", "secret", "--apply", "--overlay", s(&env.overlay)])
+        .await;
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stdout.contains("arc-systems/github-app-secret: created"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("arc-runners/github-app-secret: FAILED"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stderr.contains("arc-systems holds it")
+            && o.stderr
+                .contains("arc-runners does not hold the new secret"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        kube.secret_data("arc-runners", "github-app-secret")
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_exchanges_a_token_and_a_refusal_writes_nothing() {
+    let kube = TestApiServer::start().await;
+    let gh = MockServer::start().await;
+    let mut env = Env::new("tinyland-infra");
+    let kc = kube.write_kubeconfig(env.tmp.path(), "honey");
+    env.set("KUBECONFIG", s(&kc));
+    env.set("GITHUB_API_URL", &gh.uri());
+    Mock::given(method("POST"))
+        .and(path("/app/installations/4242/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "token": "ghs_verifyTokenNeverPrinted0000000000", "expires_at": "2099-01-01T00:00:00Z",
+            "permissions": {"organization_self_hosted_runners": "write"}, "repository_selection": "all"
+        })))
+        .expect(1)
+        .mount(&gh)
+        .await;
+    let o = env
+        .run(&[
+            "arc",
+            "secret",
+            "--dry-run",
+            "--verify",
+            "--overlay",
+            s(&env.overlay),
+        ])
+        .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("verified: app 1234 and installation 4242"),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stdout.contains("ghs_verifyToken") && !o.stderr.contains("ghs_verifyToken"));
+    gh.verify().await;
+    env.set("GITHUB_APP_INSTALLATION_ID", "999");
+    Mock::given(method("POST"))
+        .and(path("/app/installations/999/access_tokens"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app", "status": "404"})))
+        .mount(&gh)
+        .await;
+    let o = env
+        .run(&[
+            "arc",
+            "secret",
+            "--apply",
+            "--verify",
+            "--overlay",
+            s(&env.overlay),
+        ])
+        .await;
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.contains("--verify failed") && o.stderr.contains("nothing was written"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(kube.mutations(), 0);
+}
+
+const PLAN_CREATE: &str = r#"{"format_version":"1.2","terraform_version":"1.9.1","planned_values":{"root_module":{}},
+"resource_changes":[
+ {"address":"helm_release.nix","mode":"managed","type":"helm_release","name":"nix","provider_name":"registry.opentofu.org/hashicorp/helm",
+  "change":{"actions":["update"],"before":{"name":"jesssullivan-nix"},"after":{"name":"jesssullivan-nix"},"after_unknown":{},"before_sensitive":{},"after_sensitive":{}}},
+ {"address":"helm_release.extra[\"tinyland-nix-heavy-compute-expansion\"]","mode":"managed","type":"helm_release","name":"extra","index":"tinyland-nix-heavy-compute-expansion","provider_name":"registry.opentofu.org/hashicorp/helm",
+  "change":{"actions":["create"],"before":null,"after":{},"after_unknown":{},"before_sensitive":false,"after_sensitive":{}}}],
+"configuration":{"root_module":{}},"timestamp":"2026-11-27T10:00:00Z","applyable":true,"complete":true,"errored":false}"#;
+
+const PLAN_REPLACE: &str = r#"{"format_version":"1.2","terraform_version":"1.9.1","planned_values":{"root_module":{}},
+"resource_changes":[
+ {"address":"helm_release.nix","mode":"managed","type":"helm_release","name":"nix","provider_name":"registry.opentofu.org/hashicorp/helm",
+  "change":{"actions":["delete","create"],"before":{},"after":{},"after_unknown":{},"before_sensitive":{},"after_sensitive":{}},"action_reason":"replace_because_cannot_update"}],
+"configuration":{"root_module":{}},"timestamp":"2026-11-27T10:00:00Z","applyable":true,"complete":true,"errored":false}"#;
+
+const FAKE_TOFU: &str = r#"#!/usr/bin/env bash
+printf '%s\n' "$*" >> "$FAKE_TOFU_LOG"
+if [ -n "${FAKE_TOFU_FAIL:-}" ] && [[ " $* " == *" $FAKE_TOFU_FAIL "* ]]; then echo "Error: $FAKE_TOFU_FAIL failed" >&2; exit 1; fi
+for a in "$@"; do
+  case "$a" in
+    show) cat "$FAKE_TOFU_PLAN"; exit 0 ;;
+    -out=*) : > "${a#-out=}" ;;
+  esac
+done
+echo "tofu did: $*"
+"#;
+
+struct Tofu {
+    env: Env,
+    log: PathBuf,
+}
+
+impl Tofu {
+    fn new(plan: &str) -> Tofu {
+        let mut env = Env::new("jesssullivan-infra");
+        let bin = env.tmp.path().join("bin");
+        std::fs::create_dir_all(&bin).expect("mkdir");
+        std::fs::write(bin.join("tofu"), FAKE_TOFU).expect("write");
+        set_mode(&bin.join("tofu"), 0o755);
+        let plan_file = env.tmp.path().join("plan.json");
+        std::fs::write(&plan_file, plan).expect("write");
+        let log = env.tmp.path().join("tofu.log");
+        env.set("PATH", &format!("{}:/usr/bin:/bin", bin.display()));
+        env.set("FAKE_TOFU_LOG", s(&log));
+        env.set("FAKE_TOFU_PLAN", s(&plan_file));
+        Tofu { env, log }
+    }
+
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arc_apply_runs_init_plan_show_guard_then_applies_the_saved_plan() {
+    let t = Tofu::new(PLAN_CREATE);
+    let o = t
+        .env
+        .run(&["arc", "apply", "--overlay", s(&t.env.overlay)])
+        .await;
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    let calls = t.calls();
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    let stack =
+        std::fs::canonicalize(t.env.overlay.join("tofu/stacks/arc-runners")).expect("stack");
+    assert!(
+        calls[0].starts_with(&format!(
+            "-chdir={} init -input=false -backend-config=",
+            stack.display()
+        )),
+        "{}",
+        calls[0]
+    );
+    assert!(
+        calls[0].ends_with("tofu/backend/honey.s3.hcl"),
+        "{}",
+        calls[0]
+    );
+    assert!(
+        calls[1].contains(" plan -input=false -var-file=")
+            && calls[1].contains("jesssullivan.tfvars -out="),
+        "{}",
+        calls[1]
+    );
+    let plan_file = calls[1].rsplit("-out=").next().expect("out").to_string();
+    assert_eq!(
+        calls[2],
+        format!("-chdir={} show -json {plan_file}", stack.display())
+    );
+    assert_eq!(
+        calls[3],
+        format!("-chdir={} apply -input=false {plan_file}", stack.display())
+    );
+    assert!(o.stdout.contains("guard: allowed"), "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains("helm_release.extra[\"tinyland-nix-heavy-compute-expansion\"]")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arc_apply_refuses_a_replace_and_applies_nothing_unless_allowed() {
+    let mut t = Tofu::new(PLAN_REPLACE);
+    let o = t
+        .env
+        .run(&["arc", "apply", "--overlay", s(&t.env.overlay)])
+        .await;
+    assert_eq!(o.code, 3);
+    assert!(
+        o.stdout.contains("REFUSED") && o.stdout.contains("helm_release.nix"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(t.calls().len(), 3, "no apply: {:?}", t.calls());
+    t.env.set("ALLOW_ARC_DESTROY", "1");
+    let o = t
+        .env
+        .run(&["arc", "apply", "--overlay", s(&t.env.overlay)])
+        .await;
+    assert_eq!(o.code, 0);
+    assert!(
+        o.stderr.contains("WARNING: ALLOW_ARC_DESTROY=1") && o.stderr.contains("helm_release.nix"),
+        "{}",
+        o.stderr
+    );
+    assert!(t.calls().last().is_some_and(|c| c.contains(" apply ")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arc_plan_shows_and_never_applies_and_failures_are_clear() {
+    let mut t = Tofu::new(PLAN_CREATE);
+    let o = t
+        .env
+        .run(&["arc", "plan", "--overlay", s(&t.env.overlay)])
+        .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout.contains("plan: ") && !o.stdout.contains("helm_release.nix"),
+        "summary only: {}",
+        o.stdout
+    );
+    let o = t
+        .env
+        .run(&["arc", "plan", "--show", "--overlay", s(&t.env.overlay)])
+        .await;
+    assert!(o.stdout.contains("helm_release.nix"), "{}", o.stdout);
+    assert!(t.calls().iter().all(|c| !c.contains(" apply ")));
+    t.env.set("FAKE_TOFU_PLAN", "/nonexistent");
+    let o = t
+        .env
+        .run(&["arc", "plan", "--overlay", s(&t.env.overlay)])
+        .await;
+    assert_eq!(o.code, 2, "empty show output is not a plan: {}", o.stderr);
+    t.env.set("FAKE_TOFU_FAIL", "init");
+    let o = t
+        .env
+        .run(&["arc", "apply", "--overlay", s(&t.env.overlay)])
+        .await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("`tofu init` failed"), "{}", o.stderr);
+    t.env.set("PATH", "/nonexistent");
+    let o = t
+        .env
+        .run(&["arc", "plan", "--overlay", s(&t.env.overlay)])
+        .await;
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("`tofu` is not on PATH"), "{}", o.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pins_refresh_rewrites_only_the_two_shas_and_preflight_then_passes() {
+    let env = Env::new("tinyland-infra");
+    let org = env.overlay.join("config/organization.yaml");
+    let module = env.overlay.join("MODULE.bazel");
+    let (org_before, module_before) = (
+        std::fs::read_to_string(&org).expect("org"),
+        std::fs::read_to_string(&module).expect("module"),
+    );
+    let o = env
+        .run(&["pins", "show", "--overlay", s(&env.overlay)])
+        .await;
+    assert_eq!(o.code, 0);
+    assert!(
+        o.stdout.contains("pins agree") && o.stdout.contains(CORE_SHA),
+        "{}",
+        o.stdout
+    );
+    let o = env
+        .run(&[
+            "pins",
+            "refresh",
+            "--overlay",
+            s(&env.overlay),
+            "--to",
+            NEW_SHA,
+        ])
+        .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&org).expect("org"),
+        org_before.replacen(CORE_SHA, NEW_SHA, 1)
+    );
+    let module_after = std::fs::read_to_string(&module).expect("module");
+    assert_eq!(module_after.matches(NEW_SHA).count(), 1);
+    assert_eq!(
+        module_after.replacen(NEW_SHA, CORE_SHA, 1),
+        module_before,
+        "only the pin changed"
+    );
+    let pf = env
+        .run(&[
+            "preflight",
+            "--offline",
+            "--overlay",
+            s(&env.overlay),
+            "--expected-core-ref",
+            NEW_SHA,
+            "-o",
+            "json",
+        ])
+        .await;
+    let j: serde_json::Value = serde_json::from_str(&pf.stdout).expect("json");
+    for id in ["core-pin", "core-ref"] {
+        let c = j["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["id"] == id))
+            .expect("check");
+        assert_eq!(c["status"], "ok", "{c}");
+    }
+    let o = env
+        .run(&[
+            "pins",
+            "refresh",
+            "--overlay",
+            s(&env.overlay),
+            "--to",
+            NEW_SHA,
+        ])
+        .await;
+    assert!(o.stdout.contains("already at"), "{}", o.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pins_refresh_resolves_branches_and_reports_split_pins() {
+    let gh = MockServer::start().await;
+    let mut env = Env::new("jesssullivan-infra");
+    env.set("GITHUB_API_URL", &gh.uri());
+    Mock::given(method("GET"))
+        .and(path("/repos/tinyland-inc/GloriousFlywheel/commits/main"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"sha": NEW_SHA, "commit": {"message": "core"}})),
+        )
+        .mount(&gh)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/app/installations/4242/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(
+            json!({"token": "ghs_x", "expires_at": "2099-01-01T00:00:00Z", "permissions": {}}),
+        ))
+        .mount(&gh)
+        .await;
+    let module = env.overlay.join("MODULE.bazel");
+    let text = std::fs::read_to_string(&module).expect("module");
+    std::fs::write(
+        &module,
+        text.replacen(CORE_SHA, "0123456789abcdef0123456789abcdef01234567", 1),
+    )
+    .expect("split");
+    let o = env
+        .run(&["pins", "show", "--overlay", s(&env.overlay), "-o", "json"])
+        .await;
+    assert_eq!(o.code, 1, "split pins");
+    let j: serde_json::Value = serde_json::from_str(&o.stdout).expect("json");
+    assert_eq!(j["agree"], false);
+    let o = env
+        .run(&[
+            "pins",
+            "refresh",
+            "--overlay",
+            s(&env.overlay),
+            "--to",
+            "main",
+        ])
+        .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout
+            .contains("via GitHub tinyland-inc/GloriousFlywheel"),
+        "{}",
+        o.stdout
+    );
+    let o = env
+        .run(&["pins", "show", "--overlay", s(&env.overlay)])
+        .await;
+    assert_eq!(o.code, 0);
+    assert!(o.stdout.contains(NEW_SHA));
+    let o = env
+        .run(&[
+            "pins",
+            "refresh",
+            "--overlay",
+            s(&env.overlay),
+            "--to",
+            "nope",
+        ])
+        .await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("nothing changed"), "{}", o.stderr);
+    std::fs::write(
+        env.overlay.join("MODULE.bazel"),
+        "git_override(module_name = \"attic-iac\", commit = ",
+    )
+    .expect("break");
+    let o = env
+        .run(&[
+            "pins",
+            "refresh",
+            "--overlay",
+            s(&env.overlay),
+            "--to",
+            NEW_SHA,
+        ])
+        .await;
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("MODULE.bazel:"), "{}", o.stderr);
+}
