@@ -117,21 +117,31 @@ fn run_secret(a: SecretArgs) -> u8 {
         eprintln!("flywheel arc secret: {e}");
         exit::USAGE
     };
-    let org = match organization(&a.overlay) {
-        Ok(o) => o.organization,
+    let loaded = match organization(&a.overlay) {
+        Ok(o) => o,
         Err(e) => return fail(e),
     };
-    let Some(name) = org
+    let org = &loaded.organization;
+    let name = org
         .owner
         .github_app_secret_name
         .as_ref()
         .map(|n| n.value.clone())
-        .filter(|n| !flywheel_overlay::organization::is_placeholder(n))
-    else {
-        return fail(format!(
-            "{}: owner.github_app_secret_name is not set",
-            a.overlay.join("config/organization.yaml").display()
-        ));
+        .filter(|n| !flywheel_overlay::organization::is_placeholder(n));
+    let Some(name) = name else {
+        // The loader already located the missing key (file:line:column).
+        let at = loaded
+            .problems
+            .iter()
+            .find(|p| p.path == "owner.github_app_secret_name")
+            .map(ToString::to_string)
+            .unwrap_or_else(|| {
+                format!(
+                    "{}: owner.github_app_secret_name is not set",
+                    a.overlay.join("config/organization.yaml").display()
+                )
+            });
+        return fail(at);
     };
     let (creds, warnings) = match secret::load(|k| std::env::var(k).ok()) {
         Ok(x) => x,
