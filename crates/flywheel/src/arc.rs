@@ -194,6 +194,19 @@ fn run_secret(a: SecretArgs) -> u8 {
             .as_ref()
             .map(|c| c.value.clone())
     });
+    let audit = match crate::audit::Audit::begin(
+        "arc.secret.apply",
+        serde_json::json!({"secret": name, "namespaces": secret::NAMESPACES, "context": context,
+            "app_id": creds.app_id, "installation_id": creds.installation_id, "private_key": creds.redacted_key()}),
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!(
+                "flywheel arc secret: {e}; nothing was written (no audit record, no mutation)"
+            );
+            return exit::FOUND;
+        }
+    };
     let results = rt.block_on(async {
         let cluster = flywheel_cluster::Cluster::connect(
             context.as_deref(),
@@ -205,10 +218,17 @@ fn run_secret(a: SecretArgs) -> u8 {
     let results = match results {
         Ok(r) => r,
         Err(e) => {
+            audit.finish(serde_json::json!({"error": e.message}));
             eprintln!("flywheel arc secret: {e}; nothing was written");
             return exit::FOUND;
         }
     };
+    audit.finish(serde_json::json!(
+        results
+            .iter()
+            .map(|(ns, r)| serde_json::json!({"namespace": ns, "applied": r}))
+            .collect::<Vec<_>>()
+    ));
     match a.format {
         Format::Text => {
             for (ns, r) in &results {
@@ -297,10 +317,31 @@ fn run_tofu(a: TofuArgs, apply: bool) -> u8 {
     if code == REFUSED || !apply {
         return code;
     }
+    let destroys: Vec<&str> = match &verdict {
+        flywheel_tofu::Verdict::Overridden { destroys } => {
+            destroys.iter().map(|d| d.address.as_str()).collect()
+        }
+        _ => Vec::new(),
+    };
+    let audit = match crate::audit::Audit::begin(
+        "arc.apply",
+        serde_json::json!({"overlay": a.overlay.display().to_string(), "plan_file": layout.plan_file.display().to_string(),
+            "tfvars": layout.tfvars.display().to_string(), "destroys_allowed_by_ALLOW_ARC_DESTROY": destroys}),
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("flywheel {what}: {e}; nothing was applied (no audit record, no mutation)");
+            return exit::FOUND;
+        }
+    };
     eprintln!("== tofu apply {}", layout.plan_file.display());
     match tofu::run(&bin, &apply_step.1, false) {
-        Ok(_) => exit::OK,
+        Ok(_) => {
+            audit.finish(serde_json::json!({"applied": true}));
+            exit::OK
+        }
         Err(e) => {
+            audit.finish(serde_json::json!({"applied": false, "error": e}));
             eprintln!("flywheel {what}: {e}");
             exit::FOUND
         }

@@ -2,6 +2,7 @@
 //! print, and turn the outcome into an exit code scripts can use.
 
 mod arc;
+mod audit;
 mod contract;
 mod forge;
 mod pins;

@@ -226,7 +226,24 @@ fn refresh(overlay: &Path, to: &str, core: Option<&Path>, format: Format) -> u8 
             old: p.module_text.clone(),
             new: module_new,
         };
-        if let Err(e) = write_both(&mut AtomicWriter, &first, &second) {
+        let audit = match crate::audit::Audit::begin(
+            "pins.refresh",
+            serde_json::json!({"overlay": overlay.display().to_string(), "to": to, "commit": resolved.sha, "via": resolved.via,
+                "previous": {"organization": old.0, "module_bazel": old.1}}),
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!(
+                    "flywheel pins refresh: {e}; nothing changed (no audit record, no mutation)"
+                );
+                return exit::FOUND;
+            }
+        };
+        let written = write_both(&mut AtomicWriter, &first, &second);
+        audit.finish(
+            serde_json::json!({"written": written.is_ok(), "error": written.as_ref().err()}),
+        );
+        if let Err(e) = written {
             eprintln!("flywheel pins refresh: {e}");
             return exit::FOUND;
         }

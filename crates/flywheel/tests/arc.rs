@@ -63,10 +63,23 @@ impl Env {
                 ("GITHUB_APP_PRIVATE_KEY_PATH".into(), s(&key).into()),
                 ("HOME".into(), s(tmp.path()).into()),
                 ("KUBECONFIG".into(), "/nonexistent/kubeconfig".into()),
+                (
+                    "FLYWHEEL_AUDIT_LOG".into(),
+                    s(&tmp.path().join("audit.jsonl")).into(),
+                ),
             ],
             overlay: dst,
             tmp,
         }
+    }
+
+    /// The audit records written so far.
+    fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.tmp.path().join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .collect()
     }
 
     fn set(&mut self, k: &str, v: &str) {
@@ -269,6 +282,62 @@ async fn apply_writes_both_namespaces_then_reports_unchanged() {
             .contains("arc-systems/github-app-secret-jesssullivan: updated"),
         "{}",
         o.stdout
+    );
+    // Every apply left an intent and a result; none holds key material.
+    let audit = env.audit();
+    assert_eq!(audit.len(), 6, "{audit:?}");
+    assert_eq!(audit[0]["phase"], "intent");
+    assert_eq!(audit[0]["action"], "arc.secret.apply");
+    assert!(
+        audit[0]["target"]["private_key"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("<redacted sha256:")
+    );
+    assert_eq!(audit[1]["outcome"][1]["applied"]["result"], "created");
+    let raw = std::fs::read_to_string(env.tmp.path().join("audit.jsonl")).expect("audit");
+    assert_no_key_material(&Out {
+        code: 0,
+        stdout: raw,
+        stderr: String::new(),
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_audit_record_means_no_mutation() {
+    let kube = TestApiServer::start().await;
+    let mut env = Env::new("tinyland-infra");
+    let kc = kube.write_kubeconfig(env.tmp.path(), "honey");
+    env.set("KUBECONFIG", s(&kc));
+    let blocker = env.tmp.path().join("not-a-dir");
+    std::fs::write(&blocker, "").expect("write");
+    env.set("FLYWHEEL_AUDIT_LOG", s(&blocker.join("audit.jsonl")));
+    let o = env
+        .run(&["arc", "secret", "--apply", "--overlay", s(&env.overlay)])
+        .await;
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.contains("no audit record, no mutation"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(kube.mutations(), 0);
+    let org = std::fs::read_to_string(env.overlay.join("config/organization.yaml")).expect("org");
+    let o = env
+        .run(&[
+            "pins",
+            "refresh",
+            "--overlay",
+            s(&env.overlay),
+            "--to",
+            NEW_SHA,
+        ])
+        .await;
+    assert_eq!(o.code, 1);
+    assert_eq!(
+        std::fs::read_to_string(env.overlay.join("config/organization.yaml")).expect("org"),
+        org,
+        "pins untouched"
     );
 }
 
@@ -496,6 +565,13 @@ async fn arc_apply_refuses_a_replace_and_applies_nothing_unless_allowed() {
         o.stderr
     );
     assert!(t.calls().last().is_some_and(|c| c.contains(" apply ")));
+    let audit = t.env.audit();
+    assert_eq!(audit.len(), 2, "only the applied run is audited: {audit:?}");
+    assert_eq!(
+        audit[0]["target"]["destroys_allowed_by_ALLOW_ARC_DESTROY"],
+        json!(["helm_release.nix"])
+    );
+    assert_eq!(audit[1]["outcome"]["applied"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
