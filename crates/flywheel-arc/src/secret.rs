@@ -58,7 +58,10 @@ pub fn load(get: impl Fn(&str) -> Option<String>) -> Result<(AppCredentials, Vec
         let v = var(name)?;
         match v.parse::<u64>() {
             Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!("{name} must be a positive integer, got `{v}`")),
+            _ => Err(format!(
+                "{name} must be a positive integer, got {}",
+                flywheel_github::shown(&v)
+            )),
         }
     };
     let app_id = positive("GITHUB_APP_ID")?;
@@ -67,7 +70,7 @@ pub fn load(get: impl Fn(&str) -> Option<String>) -> Result<(AppCredentials, Vec
     let key = std::fs::read_to_string(&key_path).map_err(|e| {
         format!(
             "GITHUB_APP_PRIVATE_KEY_PATH {}: cannot read: {e}",
-            key_path.display()
+            flywheel_github::shown_path(&key_path)
         )
     })?;
     validate_key(&key_path, &key)?;
@@ -75,7 +78,7 @@ pub fn load(get: impl Fn(&str) -> Option<String>) -> Result<(AppCredentials, Vec
     if let Some(mode) = loose_mode(&key_path) {
         warnings.push(format!(
             "{} is readable by group or others (mode {mode:o}); chmod 600 it",
-            key_path.display()
+            flywheel_github::shown_path(&key_path)
         ));
     }
     Ok((
@@ -108,7 +111,10 @@ pub fn validate_key(path: &Path, key: &str) -> Result<(), String> {
         l.strip_prefix("-----BEGIN ")
             .and_then(|l| l.strip_suffix("-----"))
     });
-    let what = format!("GITHUB_APP_PRIVATE_KEY_PATH {}", path.display());
+    let what = format!(
+        "GITHUB_APP_PRIVATE_KEY_PATH {}",
+        flywheel_github::shown_path(path)
+    );
     match label {
         Some("RSA PRIVATE KEY" | "PRIVATE KEY") => {}
         Some(other) => {
@@ -163,11 +169,14 @@ pub fn redacted_manifests(name: &str, c: &AppCredentials) -> String {
 
 /// What one namespace's apply did.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase", tag = "result", content = "error")]
+#[serde(rename_all = "lowercase", tag = "result", content = "detail")]
 pub enum Applied {
     Created,
     Updated,
     Unchanged,
+    /// Updated, and these stale parts (keys other writers left, kubectl's
+    /// last-applied copy) were removed.
+    Cleaned(Vec<String>),
     Failed(String),
 }
 
@@ -177,6 +186,7 @@ impl std::fmt::Display for Applied {
             Applied::Created => f.write_str("created"),
             Applied::Updated => f.write_str("updated"),
             Applied::Unchanged => f.write_str("unchanged"),
+            Applied::Cleaned(parts) => write!(f, "updated (removed stale {})", parts.join(", ")),
             Applied::Failed(e) => write!(f, "FAILED: {e}"),
         }
     }
@@ -199,9 +209,12 @@ pub async fn apply(
     let mut out = Vec::new();
     for ns in NAMESPACES {
         let result = match cluster.apply_secret(ns, name, &data, "flywheel").await {
-            Ok(flywheel_cluster::Written::Created) => Applied::Created,
-            Ok(flywheel_cluster::Written::Updated) => Applied::Updated,
-            Ok(flywheel_cluster::Written::Unchanged) => Applied::Unchanged,
+            Ok((flywheel_cluster::Written::Created, _)) => Applied::Created,
+            Ok((flywheel_cluster::Written::Updated, removed)) if !removed.is_empty() => {
+                Applied::Cleaned(removed)
+            }
+            Ok((flywheel_cluster::Written::Updated, _)) => Applied::Updated,
+            Ok((flywheel_cluster::Written::Unchanged, _)) => Applied::Unchanged,
             Err(e) => Applied::Failed(e.message),
         };
         out.push((ns.to_string(), result));

@@ -175,6 +175,45 @@ pub enum Written {
     Unchanged,
 }
 
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Data keys of a Secret that other field managers own and `ours` does not
+/// set, from `managedFields` (names only), plus kubectl's last-applied
+/// annotation (`annotation <name>`), which holds a copy of old data.
+pub fn stale_parts(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    manager: &str,
+    ours: &[&str],
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for entry in meta.managed_fields.iter().flatten() {
+        if entry.manager.as_deref() == Some(manager) {
+            continue;
+        }
+        let Some(fields) = entry
+            .fields_v1
+            .as_ref()
+            .and_then(|f| f.0.get("f:data"))
+            .and_then(|d| d.as_object())
+        else {
+            continue;
+        };
+        for key in fields.keys().filter_map(|k| k.strip_prefix("f:")) {
+            if !ours.contains(&key) && !out.iter().any(|o| o == key) {
+                out.push(key.to_string());
+            }
+        }
+    }
+    if meta
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(LAST_APPLIED))
+    {
+        out.push(format!("annotation {LAST_APPLIED}"));
+    }
+    out
+}
+
 /// Retry settings for cluster reads.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -317,14 +356,16 @@ impl Cluster {
 
     /// Server-side applies an Opaque Secret with `data` (field manager
     /// `manager`, forced). Only metadata is read before; the answer's data is
-    /// dropped unread. Errors name the namespace and Secret, never a value.
+    /// dropped unread. Data keys other managers wrote and kubectl's
+    /// last-applied copy are removed by name, and returned. Errors name the
+    /// namespace and Secret, never a value.
     pub async fn apply_secret(
         &self,
         namespace: &str,
         name: &str,
         data: &[(&str, String)],
         manager: &str,
-    ) -> Result<Written, Error> {
+    ) -> Result<(Written, Vec<String>), Error> {
         use k8s_openapi::ByteString;
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
         use kube::api::{Patch, PatchParams};
@@ -336,8 +377,13 @@ impl Cluster {
                     .await
                     .map_err(|e| kube_error(&format!("reading {what} metadata"), e))
             })
-            .await?
-            .map(|m| m.metadata.resource_version);
+            .await?;
+        let ours: Vec<&str> = data.iter().map(|(k, _)| *k).collect();
+        let stale = before
+            .as_ref()
+            .map(|m| stale_parts(&m.metadata, manager, &ours))
+            .unwrap_or_default();
+        let before_rv = before.map(|m| m.metadata.resource_version);
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(name.to_string()),
@@ -364,11 +410,33 @@ impl Cluster {
             .patch(name, &params, &Patch::Apply(&secret))
             .await
             .map_err(|e| kube_error(&format!("applying {what}"), e))?;
-        Ok(match before {
-            None => Written::Created,
-            Some(rv) if rv.is_some() && rv == after.metadata.resource_version => Written::Unchanged,
-            Some(_) => Written::Updated,
-        })
+        if !stale.is_empty() {
+            // Keys other writers left (a `github_token` next to App keys is an
+            // ARC error) and kubectl's copy of old data go, by name only.
+            let mut data = serde_json::Map::new();
+            let mut annotations = serde_json::Map::new();
+            for part in &stale {
+                match part.strip_prefix("annotation ") {
+                    Some(a) => annotations.insert(a.to_string(), serde_json::Value::Null),
+                    None => data.insert(part.clone(), serde_json::Value::Null),
+                };
+            }
+            let patch = serde_json::json!({"data": data, "metadata": {"annotations": annotations}});
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| kube_error(&format!("removing stale keys from {what}"), e))?;
+            return Ok((Written::Updated, stale));
+        }
+        Ok((
+            match before_rv {
+                None => Written::Created,
+                Some(rv) if rv.is_some() && rv == after.metadata.resource_version => {
+                    Written::Unchanged
+                }
+                Some(_) => Written::Updated,
+            },
+            stale,
+        ))
     }
 
     /// Every `AutoscalingRunnerSet` in `namespace`.

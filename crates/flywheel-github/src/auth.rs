@@ -32,17 +32,42 @@ impl std::fmt::Debug for Auth {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("{name} must be a number, got `{value}`")]
+    #[error("{name} must be a number, got {}", shown(value))]
     NotANumber { name: &'static str, value: String },
     #[error(
         "GitHub App credentials are incomplete: {missing} not set (set GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and GITHUB_APP_PRIVATE_KEY_PATH)"
     )]
     Incomplete { missing: String },
-    #[error("cannot read GITHUB_APP_PRIVATE_KEY_PATH {path}: {error}")]
+    #[error(
+        "cannot read GITHUB_APP_PRIVATE_KEY_PATH {}: {error}",
+        shown_path(path)
+    )]
     KeyFile {
         path: PathBuf,
         error: std::io::Error,
     },
+}
+
+/// An environment value as it may be printed: short, one line, no key
+/// material. Anything else could be a secret pasted into the wrong variable.
+pub fn shown(value: &str) -> String {
+    let v = value.trim();
+    if v.len() <= 24 && v.chars().all(|c| c.is_ascii_graphic()) && !v.contains("-----") {
+        format!("`{v}`")
+    } else {
+        "a value that is not shown (it may be a secret in the wrong variable)".to_string()
+    }
+}
+
+/// A key path as it may be printed: a value holding key material instead of
+/// a path is never echoed.
+pub fn shown_path(path: &std::path::Path) -> String {
+    let s = path.to_string_lossy();
+    if s.contains("-----BEGIN") || s.contains('\n') || s.len() > 1024 {
+        "(the variable holds key material, not a path to a key file)".to_string()
+    } else {
+        s.to_string()
+    }
 }
 
 impl Auth {
@@ -158,6 +183,22 @@ mod tests {
             }
         ));
         assert!(!format!("{a:?}").contains("xyz"));
+        let pem =
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEsecretmaterial\n-----END RSA PRIVATE KEY-----";
+        let e = Auth::from_env(env(&[
+            ("GITHUB_APP_ID", "1"),
+            ("GITHUB_APP_INSTALLATION_ID", "2"),
+            ("GITHUB_APP_PRIVATE_KEY_PATH", pem),
+        ]))
+        .expect_err("a key is not a path");
+        assert!(!e.to_string().contains("secretmaterial"), "{e}");
+        let e = Auth::from_env(env(&[
+            ("GITHUB_APP_ID", "ghp_0123456789abcdef0123456789abcdef0123"),
+            ("GITHUB_APP_INSTALLATION_ID", "34"),
+            ("GITHUB_APP_PRIVATE_KEY_PATH", &key),
+        ]))
+        .expect_err("a token is not an id");
+        assert!(!e.to_string().contains("ghp_0123"), "{e}");
         let e = Auth::from_env(env(&[
             ("GITHUB_APP_ID", "twelve"),
             ("GITHUB_APP_INSTALLATION_ID", "34"),

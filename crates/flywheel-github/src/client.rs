@@ -164,7 +164,9 @@ impl GitHub {
         };
         Ok(GitHub {
             crab,
-            deadline: started + policy.budget,
+            deadline: started
+                .checked_add(policy.budget)
+                .unwrap_or_else(|| started + Duration::from_secs(86_400)),
             policy,
             requests: AtomicUsize::new(0),
         })
@@ -240,7 +242,10 @@ impl GitHub {
             if attempt >= self.policy.retries {
                 return Err(e);
             }
-            if Instant::now() + wait > self.deadline {
+            if Instant::now()
+                .checked_add(wait)
+                .is_none_or(|t| t > self.deadline)
+            {
                 return Err(Error::new(
                     e.kind,
                     format!(
@@ -389,7 +394,9 @@ fn rate_limit_wait(status: StatusCode, headers: &HeaderMap, message: &str) -> Op
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let reset = num("x-ratelimit-reset").unwrap_or(now + 60);
-        return Some(Duration::from_secs(reset.saturating_sub(now) + 1));
+        return Some(Duration::from_secs(
+            reset.saturating_sub(now).saturating_add(1),
+        ));
     }
     if status == StatusCode::TOO_MANY_REQUESTS
         || message.to_ascii_lowercase().contains("rate limit")
@@ -426,6 +433,14 @@ mod tests {
                 "Resource not accessible by integration"
             ),
             None
+        );
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("18446744073709551615"),
+        );
+        assert_eq!(
+            rate_limit_wait(StatusCode::TOO_MANY_REQUESTS, &h, ""),
+            Some(Duration::from_secs(u64::MAX))
         );
         h.insert("retry-after", HeaderValue::from_static("7"));
         assert_eq!(

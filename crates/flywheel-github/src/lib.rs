@@ -14,7 +14,7 @@ mod auth;
 mod client;
 mod types;
 
-pub use auth::{Auth, AuthError};
+pub use auth::{Auth, AuthError, shown, shown_path};
 pub use client::{Error, ErrorKind, GitHub, Policy};
 pub use types::{Repository, WorkflowRun};
 

@@ -42,6 +42,9 @@ pub struct WorkflowRun {
     pub conclusion: Option<String>,
     #[serde(default)]
     pub html_url: Option<String>,
+    /// push, pull_request, workflow_dispatch, schedule, ...
+    #[serde(default)]
+    pub event: Option<String>,
     #[serde(default)]
     pub created_at: Option<String>,
 }

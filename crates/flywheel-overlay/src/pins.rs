@@ -56,17 +56,25 @@ pub fn rewrite(
     ))
 }
 
-/// Where file writes go; tests swap it to make a write fail.
+/// Where file reads and writes go; tests swap it to make a write fail.
 pub trait Writer {
     fn write(&mut self, path: &Path, contents: &str) -> std::io::Result<()>;
+
+    /// The file as it is now (to notice an edit made since it was read).
+    fn current(&mut self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
 }
 
-/// Temporary file in the same folder, flushed to disk, renamed over the
-/// original (keeping its permissions).
+/// Temporary file in the same folder (created fresh, never through an
+/// existing link), flushed to disk, renamed over the original (keeping its
+/// permissions; a symlinked file is written at its target), then the folder
+/// is flushed so the rename survives a crash.
 pub struct AtomicWriter;
 
 impl Writer for AtomicWriter {
     fn write(&mut self, path: &Path, contents: &str) -> std::io::Result<()> {
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let dir = path.parent().unwrap_or(Path::new("."));
         let name = path
             .file_name()
@@ -74,13 +82,20 @@ impl Writer for AtomicWriter {
             .unwrap_or_default();
         let tmp = dir.join(format!(".{name}.flywheel-{}.tmp", std::process::id()));
         let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
             f.write_all(contents.as_bytes())?;
             f.sync_all()?;
-            if let Ok(meta) = std::fs::metadata(path) {
+            if let Ok(meta) = std::fs::metadata(&path) {
                 std::fs::set_permissions(&tmp, meta.permissions())?;
             }
-            std::fs::rename(&tmp, path)
+            std::fs::rename(&tmp, &path)?;
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+            Ok(())
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
@@ -98,6 +113,23 @@ pub struct Change {
 
 /// Writes both or neither. On failure the message says what is on disk.
 pub fn write_both(w: &mut impl Writer, first: &Change, second: &Change) -> Result<(), String> {
+    for c in [first, second] {
+        match w.current(&c.path) {
+            Ok(now) if now == c.old => {}
+            Ok(_) => {
+                return Err(format!(
+                    "{} changed since it was read; nothing changed, run again",
+                    c.path.display()
+                ));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "{}: cannot read ({e}); nothing changed",
+                    c.path.display()
+                ));
+            }
+        }
+    }
     w.write(&first.path, &first.new).map_err(|e| {
         format!(
             "{}: cannot write ({e}); nothing changed",
@@ -194,6 +226,15 @@ mod tests {
     struct FailOn(usize, usize, Vec<(PathBuf, String)>);
 
     impl Writer for FailOn {
+        fn current(&mut self, path: &Path) -> std::io::Result<String> {
+            Ok(if path.ends_with("org.yaml") {
+                "old-a"
+            } else {
+                "old-b"
+            }
+            .to_string())
+        }
+
         fn write(&mut self, path: &Path, contents: &str) -> std::io::Result<()> {
             self.1 += 1;
             if self.1 == self.0 {
@@ -237,6 +278,26 @@ mod tests {
         AtomicWriter.write(&p, "new").expect("atomic");
         assert_eq!(std::fs::read_to_string(&p).expect("read"), "new");
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link.bazel");
+            std::os::unix::fs::symlink(&p, &link).expect("symlink");
+            AtomicWriter
+                .write(&link, "through the link")
+                .expect("atomic");
+            assert_eq!(
+                std::fs::read_to_string(&p).expect("read"),
+                "through the link",
+                "the target is written"
+            );
+            assert!(
+                std::fs::symlink_metadata(&link)
+                    .expect("meta")
+                    .file_type()
+                    .is_symlink(),
+                "the link stays a link"
+            );
+        }
     }
 
     proptest::proptest! {

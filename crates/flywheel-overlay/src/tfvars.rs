@@ -111,7 +111,11 @@ impl ArcRunnersVars {
             sets.push(DeployedSet {
                 lane: Lane::Extra,
                 release_name: Some(x.key.clone()),
-                scale_set_name: x.runner_scale_set_name.clone(),
+                // ARC's runnerScaleSetName defaults to the release name.
+                scale_set_name: x
+                    .runner_scale_set_name
+                    .clone()
+                    .or_else(|| Some(x.key.clone())),
                 label: x
                     .runner_label
                     .clone()

@@ -168,6 +168,7 @@ async fn concurrent(
         github: Some(Ok(Arc::new(gh))),
         clusters,
         offline: false,
+        deadline: None,
     });
     let run = flywheel_preflight::run(overlays, cx, sources, options, |_| {}).await;
     run.reports

@@ -19,17 +19,22 @@ pub fn url_scope(url: &str) -> Option<(String, Option<String>)> {
         .trim()
         .strip_prefix("https://")
         .or_else(|| url.trim().strip_prefix("http://"))?;
-    let mut parts = rest
+    let parts: Vec<&str> = rest
         .trim_end_matches('/')
         .split('/')
         .skip(1)
-        .filter(|p| !p.is_empty());
-    let owner = parts.next()?.to_string();
-    let repo = parts.next().map(|r| r.trim_end_matches(".git").to_string());
-    if parts.next().is_some() {
-        return None;
+        .filter(|p| !p.is_empty())
+        .collect();
+    match parts.as_slice() {
+        // An enterprise-level registration: owner scope.
+        ["enterprises", name] => Some((format!("enterprises/{name}"), None)),
+        [owner] => Some((owner.to_string(), None)),
+        [owner, repo] => Some((
+            owner.to_string(),
+            Some(repo.trim_end_matches(".git").to_string()),
+        )),
+        _ => None,
     }
-    Some((owner, repo))
 }
 
 fn same_url(a: &str, b: &str) -> bool {
@@ -503,6 +508,19 @@ pub(crate) fn config_url_scope(o: &Overlay, r: &Remote) -> CheckResult {
             }
         }
     }
+    if urls.is_empty() {
+        return CheckResult::skipped(ID, INCOMPLETE);
+    }
+    let unreadable: Vec<String> = urls
+        .iter()
+        .filter(|(_, u)| url_scope(u).is_none())
+        .map(|(w, u)| format!("{w} = `{u}` is not https://HOST/OWNER or https://HOST/OWNER/REPO"))
+        .collect();
+    if !unreadable.is_empty() {
+        return CheckResult::new(ID, Status::Unknown, "a github_config_url cannot be read")
+            .details(unreadable)
+            .next("Write every github_config_url as https://github.com/OWNER (or OWNER/REPO for private repository registration).");
+    }
     let scoped: Vec<String> = urls
         .iter()
         .filter(|(_, u)| url_scope(u).is_some_and(|(_, repo)| repo.is_some()))
@@ -795,6 +813,12 @@ pub(crate) fn labels(o: &Overlay) -> CheckResult {
             .details(warnings)
             .next("Make runs-on resolvable from the workflow (a literal shared label, or a matrix/env value) and match the runner group.");
     }
+    if o.tfvars.is_none() {
+        return CheckResult::skipped(
+            ID,
+            "config incomplete: lane labels not checked (no tfvars); workflow runs-on labels are shared",
+        );
+    }
     CheckResult::new(
         ID,
         Status::Ok,
@@ -895,6 +919,11 @@ mod tests {
         );
         assert_eq!(url_scope("github.com/x"), None);
         assert_eq!(url_scope("https://github.com/a/b/c"), None);
+        assert_eq!(
+            url_scope("https://github.com/enterprises/acme"),
+            Some(("enterprises/acme".into(), None))
+        );
+        assert_eq!(url_scope("https://github.com"), None);
     }
 
     #[test]

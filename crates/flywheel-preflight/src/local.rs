@@ -47,6 +47,18 @@ pub struct Overlay {
     pub repository: Option<String>,
 }
 
+/// Reads a file other than organization.yaml: an unreadable one becomes a
+/// `config` problem, not the end of the report.
+fn read_or_note(path: &Path, problems: &mut Vec<String>) -> Option<String> {
+    match read(path) {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(e.0);
+            None
+        }
+    }
+}
+
 fn read(path: &Path) -> Result<Option<String>, InputError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
@@ -114,9 +126,10 @@ impl Overlay {
 
         let module_bazel = dir.join("MODULE.bazel");
         let mut pin = None;
-        match read(&module_bazel)? {
-            None => problems.push(format!("{}: not found (the core pin's second half lives there)", module_bazel.display())),
-            Some(text) => match organization.core.module_name.as_ref() {
+        match read(&module_bazel) {
+            Err(e) => problems.push(e.0),
+            Ok(None) => problems.push(format!("{}: not found (the core pin's second half lives there)", module_bazel.display())),
+            Ok(Some(text)) => match organization.core.module_name.as_ref() {
                 None => {}
                 Some(module) => match find_core_pin(&module_bazel, &text, &module.value) {
                     Ok(Some(p)) => pin = Some(p),
@@ -148,9 +161,10 @@ impl Overlay {
                 "{}: no arc-runners tfvars (tofu/stacks/arc-runners/<owner>.tfvars)",
                 dir.join("tofu/stacks/arc-runners").display()
             )),
-            Some(p) => match read(p)? {
-                None => problems.push(format!("{}: not found", p.display())),
-                Some(text) => match load_tfvars(p, &text) {
+            Some(p) => match read(p) {
+                Err(e) => problems.push(e.0),
+                Ok(None) => problems.push(format!("{}: not found", p.display())),
+                Ok(Some(text)) => match load_tfvars(p, &text) {
                     Ok(v) => vars = Some(v),
                     Err(e) => problems.push(e.to_string()),
                 },
@@ -168,7 +182,7 @@ impl Overlay {
             .map(|l| l.value.clone())
             .collect();
         let rules = Rules::from_shared_labels(&shared);
-        let workflows = read_workflows(dir, &rules)?;
+        let workflows = read_workflows(dir, &rules, &mut problems);
         let repository = repo.map(str::to_string).or_else(|| {
             organization
                 .owner
@@ -243,10 +257,10 @@ impl Overlay {
     }
 }
 
-fn read_workflows(dir: &Path, rules: &Rules) -> Result<Vec<Workflow>, InputError> {
+fn read_workflows(dir: &Path, rules: &Rules, problems: &mut Vec<String>) -> Vec<Workflow> {
     let wf_dir = dir.join(".github/workflows");
     let Ok(entries) = std::fs::read_dir(&wf_dir) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let mut paths: Vec<PathBuf> = entries
         .filter_map(Result::ok)
@@ -256,7 +270,12 @@ fn read_workflows(dir: &Path, rules: &Rules) -> Result<Vec<Workflow>, InputError
     paths.sort();
     let mut out = Vec::new();
     for p in paths {
-        let Some(text) = read(&p)? else { continue };
+        if p.is_dir() {
+            continue;
+        }
+        let Some(text) = read_or_note(&p, problems) else {
+            continue;
+        };
         let shown = p.display().to_string();
         out.push(Workflow {
             file: p
@@ -267,7 +286,7 @@ fn read_workflows(dir: &Path, rules: &Rules) -> Result<Vec<Workflow>, InputError
             path: shown,
         });
     }
-    Ok(out)
+    out
 }
 
 /// The tfvars must register with the anchor and secret organization.yaml
@@ -295,12 +314,23 @@ fn consistency(
     ];
     for (key, tf, org_key, o) in pairs {
         if let (Some(tf), Some(o)) = (tf, o)
-            && tf.value.trim_end_matches('/') != o.value.trim_end_matches('/')
+            && !same_value(key, &tf.value, &o.value)
         {
             problems.push(format!(
                 "{file}:{}:{}: {key} = \"{}\" but config/organization.yaml {org_key} is \"{}\"; they must name the same registration",
                 tf.pos.line, tf.pos.column, tf.value, o.value
             ));
         }
+    }
+}
+
+/// URLs compare without case and trailing slash (GitHub logins are
+/// case-insensitive); secret names compare exactly.
+fn same_value(key: &str, a: &str, b: &str) -> bool {
+    if key.ends_with("_url") {
+        a.trim_end_matches('/')
+            .eq_ignore_ascii_case(b.trim_end_matches('/'))
+    } else {
+        a == b
     }
 }

@@ -72,6 +72,8 @@ pub struct Sources {
     /// By kubeconfig context (`""` for the current or in-cluster one).
     pub clusters: BTreeMap<String, Arc<ClusterSource>>,
     pub offline: bool,
+    /// Reads still running at this moment are given up as `unknown`.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl Sources {
@@ -80,6 +82,7 @@ impl Sources {
             github: None,
             clusters: BTreeMap::new(),
             offline: true,
+            deadline: None,
         }
     }
 }
@@ -138,6 +141,7 @@ async fn resolve_with_git(dir: &std::path::Path, reference: &str) -> Result<Stri
         .arg("-C")
         .arg(dir)
         .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
+        .kill_on_drop(true)
         .arg(format!("{reference}^{{commit}}"))
         .output()
         .await
@@ -168,13 +172,19 @@ pub async fn resolve_ref(
             via: "literal".into(),
         });
     }
+    let mut git_error = None;
     if let Some(dir) = core_dir {
-        return resolve_with_git(dir, reference)
-            .await
-            .map(|sha| ResolvedRef {
-                sha,
-                via: format!("git {}", dir.display()),
-            });
+        match resolve_with_git(dir, reference).await {
+            Ok(sha) => {
+                return Ok(ResolvedRef {
+                    sha,
+                    via: format!("git {}", dir.display()),
+                });
+            }
+            // The checkout may be stale; GitHub can still answer.
+            Err(e) if github.is_ok() => git_error = Some(e),
+            Err(e) => return Err(e),
+        }
     }
     let Some(repo) = core_repo else {
         return Err("config incomplete: no core.repository".into());
@@ -190,7 +200,10 @@ pub async fn resolve_ref(
             sha,
             via: format!("GitHub {repo}"),
         })
-        .map_err(|e| e.message)
+        .map_err(|e| match &git_error {
+            Some(g) => format!("{g}; GitHub: {}", e.message),
+            None => e.message,
+        })
 }
 
 async fn resolve_core_ref(
@@ -335,7 +348,18 @@ pub async fn gather(
         let mut runs = Vec::new();
         for (file, r) in validation.iter().zip(reads) {
             match r {
-                Ok(list) => runs.push((file.to_string(), list)),
+                // A fork's pull request from its own `main` is not default-branch proof.
+                Ok(list) => runs.push((
+                    file.to_string(),
+                    list.into_iter()
+                        .filter(|r| {
+                            !matches!(
+                                r.event.as_deref(),
+                                Some("pull_request" | "pull_request_target")
+                            )
+                        })
+                        .collect(),
+                )),
                 Err(e) => return (Fact::Got(info), Fact::Failed(e.message)),
             }
         }
@@ -394,6 +418,54 @@ pub async fn gather(
         join_all(reads).await.into_iter().collect()
     };
 
+    let d = sources.deadline;
+    let repo_and_runs = async {
+        match within(d, repo_and_runs).await {
+            Some(x) => x,
+            None => (late("repository"), late("workflow runs")),
+        }
+    };
+    let app_secret = async {
+        within(d, app_secret).await.unwrap_or_else(|| {
+            [ARC_SYSTEMS, ARC_RUNNERS]
+                .iter()
+                .map(|ns| (ns.to_string(), late(&format!("Secret metadata in {ns}"))))
+                .collect()
+        })
+    };
+    let accounts = async {
+        within(d, accounts).await.unwrap_or_else(|| {
+            core_stack
+                .map(|sets| {
+                    let owner = overlay
+                        .organization
+                        .core
+                        .repository
+                        .as_ref()
+                        .and_then(|r| r.value.split('/').next());
+                    foreign_logins(sets, owner)
+                        .into_iter()
+                        .map(|l| (l, late("account type")))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    };
+    let secrets = async {
+        within(d, secrets)
+            .await
+            .unwrap_or_else(|| late("secret names"))
+    };
+    let core_ref = async {
+        within(d, core_ref)
+            .await
+            .unwrap_or_else(|| late("core ref"))
+    };
+    let scale_sets = async {
+        within(d, scale_sets)
+            .await
+            .unwrap_or_else(|| late("AutoscalingRunnerSets"))
+    };
     let (secret_names, (repository, runs), core_ref, app_secret, scale_sets, accounts) = tokio::join!(
         secrets,
         repo_and_runs,
@@ -415,4 +487,22 @@ pub async fn gather(
 
 fn no_repo<T>() -> Fact<T> {
     Fact::Skipped("config incomplete: no owner.repository".into())
+}
+
+/// `f`, or `None` when the deadline passes first.
+async fn within<T>(
+    deadline: Option<tokio::time::Instant>,
+    f: impl Future<Output = T>,
+) -> Option<T> {
+    match deadline {
+        None => Some(f.await),
+        Some(d) => tokio::time::timeout_at(d, f).await.ok(),
+    }
+}
+
+/// What a read that ran out of time reports.
+fn late<T>(what: &str) -> Fact<T> {
+    Fact::Failed(format!(
+        "{what}: no answer within the time budget (--timeout)"
+    ))
 }

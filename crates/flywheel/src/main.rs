@@ -30,10 +30,14 @@ pub mod exit {
     about = "Control plane for the self-hosted runner and cache platform",
     long_about = "flywheel turns the platform contract into software operators can trust.\n\n\
         One typed configuration (platform.yaml) is the source of truth: the live contract \
-        document is generated from it, and docs, workflows and tfvars are checked against it.",
+        document is generated from it, and docs, workflows and tfvars are checked against it. \
+        Overlays enroll through a read-only preflight; the operator actions (ARC App secret, \
+        guarded tofu apply, core pin refresh) validate first and audit every change.",
     after_help = "Exit codes: 0 clean, 1 problems found, 2 bad usage or input, 3 refused by the destroy guard.\n\n\
         Start with:\n  flywheel contract render --config examples/platform.yaml\n  \
-        flywheel contract check --config examples/platform.yaml examples/overlays"
+        flywheel contract check --config examples/platform.yaml examples/overlays\n  \
+        flywheel preflight --offline --overlay examples/overlays/jesssullivan-infra\n  \
+        flywheel pins show --overlay examples/overlays/tinyland-infra"
 )]
 struct Cli {
     #[command(subcommand)]

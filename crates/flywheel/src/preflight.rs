@@ -82,23 +82,36 @@ fn non_empty(v: Option<String>) -> Option<String> {
 }
 
 async fn connect(overlays: &[Overlay], options: &Options, budget: Duration) -> Sources {
+    // Every read of the run, connections included, ends by this moment.
+    let deadline = tokio::time::Instant::now() + budget;
     let github = async {
         let policy = flywheel_github::Policy {
             budget,
             ..Default::default()
         };
-        crate::forge::github_from_env(policy).await.map(Arc::new)
+        match tokio::time::timeout(budget, crate::forge::github_from_env(policy)).await {
+            Ok(r) => r.map(Arc::new),
+            Err(_) => Err(format!(
+                "connecting to GitHub took longer than the time budget ({}s)",
+                budget.as_secs()
+            )),
+        }
     };
     let mut contexts: Vec<String> = overlays.iter().map(|o| context_for(o, options)).collect();
     contexts.sort();
     contexts.dedup();
     let clusters = futures::future::join_all(contexts.into_iter().map(|ctx| async move {
-        let c = Cluster::connect(
+        let connect = Cluster::connect(
             (!ctx.is_empty()).then_some(ctx.as_str()),
             flywheel_cluster::Policy::default(),
-        )
-        .await
-        .map_err(|e| e.message);
+        );
+        let c = match tokio::time::timeout(budget, connect).await {
+            Ok(r) => r.map_err(|e| e.message),
+            Err(_) => Err(format!(
+                "connecting to the cluster took longer than the time budget ({}s)",
+                budget.as_secs()
+            )),
+        };
         (ctx, Arc::new(ClusterSource::new(c)))
     }));
     let (github, clusters) = tokio::join!(github, clusters);
@@ -106,6 +119,7 @@ async fn connect(overlays: &[Overlay], options: &Options, budget: Duration) -> S
         github: Some(github),
         clusters: clusters.into_iter().collect::<BTreeMap<_, _>>(),
         offline: false,
+        deadline: Some(deadline),
     }
 }
 
@@ -148,7 +162,7 @@ pub fn run(args: PreflightArgs) -> u8 {
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     });
-    let budget = Duration::from_secs(args.timeout.max(1));
+    let budget = Duration::from_secs(args.timeout.clamp(1, 86_400));
     let result = runtime.block_on(async {
         let sources = if args.offline {
             Sources::offline()
@@ -161,19 +175,12 @@ pub fn run(args: PreflightArgs) -> u8 {
                 b.inc(1);
             }
         });
-        // The budget bounds reads; this bounds everything else (a stalled socket).
-        tokio::time::timeout(budget + Duration::from_secs(30), work).await
+        // Every read is bounded by the deadline in `Sources`: the report always comes.
+        work.await
     });
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let Ok(result) = result else {
-        eprintln!(
-            "flywheel preflight: remote reads did not finish within the time budget ({}s)",
-            budget.as_secs()
-        );
-        return exit::FOUND;
-    };
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let printed = match args.format {
         Format::Text => output::text(&result, color),

@@ -773,3 +773,43 @@ async fn pins_refresh_resolves_branches_and_reports_split_pins() {
     assert_eq!(o.code, 2);
     assert!(o.stderr.contains("MODULE.bazel:"), "{}", o.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_removes_a_leftover_token_and_kubectls_copy_of_old_data() {
+    let kube = TestApiServer::start().await;
+    let mut env = Env::new("tinyland-infra");
+    let kc = kube.write_kubeconfig(env.tmp.path(), "honey");
+    env.set("KUBECONFIG", s(&kc));
+    // As the ARC quickstart makes it: a PAT secret created with kubectl.
+    kube.insert(json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "github-app-secret", "namespace": "arc-runners",
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"github_token\":\"Z2hwX29sZA==\"}}"},
+            "managedFields": [{"manager": "kubectl-client-side-apply", "operation": "Update", "apiVersion": "v1",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {".": {}, "f:github_token": {}}, "f:type": {}}}]},
+        "data": {"github_token": "Z2hwX29sZA=="}
+    }));
+    let o = env
+        .run(&["arc", "secret", "--apply", "--overlay", s(&env.overlay)])
+        .await;
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("arc-runners/github-app-secret: updated (removed stale github_token, annotation kubectl.kubernetes.io/last-applied-configuration)"), "{}", o.stdout);
+    let data = kube
+        .secret_data("arc-runners", "github-app-secret")
+        .expect("secret");
+    assert!(
+        !data.contains_key("github_token"),
+        "a PAT next to App keys is an ARC error: {:?}",
+        data.keys().collect::<Vec<_>>()
+    );
+    assert!(data.contains_key("github_app_private_key"));
+    let meta = kube
+        .get("v1", "Secret", Some("arc-runners"), "github-app-secret")
+        .expect("secret");
+    assert!(
+        meta.pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+            .is_none(),
+        "{meta}"
+    );
+    assert!(!o.stdout.contains("Z2hwX29sZA"));
+}

@@ -1261,3 +1261,116 @@ async fn core_stack_with_personal_or_repository_anchors_blocks() {
         detail(&j, "core-anchors")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_cluster_is_unknown_within_the_budget_and_the_report_still_prints() {
+    let w = World::new().await;
+    w.enrolled_tinyland().await;
+    w.kube.set_latency(Duration::from_secs(8));
+    let dir = w.overlay("tinyland-infra");
+    let started = Instant::now();
+    let o = w
+        .preflight(&["--overlay", s(&dir), "--timeout", "1", "-o", "json"])
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        o.code, 0,
+        "without --strict a report is a success: {}",
+        o.stderr
+    );
+    let j = o.json();
+    for id in ["app-secret", "scale-sets"] {
+        assert_eq!(status(&j, id), "unknown", "{id}: {}", detail(&j, id));
+        assert!(detail(&j, id).contains("time budget"), "{}", detail(&j, id));
+    }
+    assert_eq!(
+        status(&j, "core-read-credential"),
+        "ok",
+        "GitHub answered in time"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forks_pull_request_run_is_not_default_branch_proof() {
+    let w = World::new().await;
+    w.enrolled_tinyland().await;
+    let mut pr = run_json(2, "validate.yml", TINY, "completed", Some("failure"));
+    pr["event"] = json!("pull_request");
+    let push = run_json(1, "validate.yml", TINY, "completed", Some("success"));
+    w.get(
+        &format!("/repos/{TINY}/actions/workflows/validate.yml/runs"),
+        200,
+        json!({"total_count": 2, "workflow_runs": [pr, push]}),
+        1,
+    )
+    .await;
+    let dir = w.overlay("tinyland-infra");
+    let j = w
+        .preflight(&["--overlay", s(&dir), "-o", "json"])
+        .await
+        .json();
+    assert_eq!(
+        status(&j, "workflow-status"),
+        "ok",
+        "{}",
+        detail(&j, "workflow-status")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_files_are_config_problems_not_a_crash() {
+    let w = World::new().await;
+    let dir = w.overlay("jesssullivan-infra");
+    std::fs::write(dir.join(".github/workflows/latin1.yml"), b"name: caf\xe9\n").expect("write");
+    std::fs::create_dir_all(dir.join(".github/workflows/folder.yml")).expect("mkdir");
+    let o = w
+        .preflight(&["--overlay", s(&dir), "--offline", "-o", "json"])
+        .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let j = o.json();
+    assert_eq!(status(&j, "config"), "blocker");
+    assert!(
+        detail(&j, "config").contains("latin1.yml"),
+        "{}",
+        detail(&j, "config")
+    );
+    // An unreadable anchor is unknown, never ok; an extra set named like the nix lane collides.
+    let tfvars = dir.join("tofu/stacks/arc-runners/jesssullivan.tfvars");
+    let text = std::fs::read_to_string(&tfvars).expect("read");
+    let text = text.replace(
+        "tinyland-nix-heavy-compute-expansion = {\n    github_config_url     = \"https://github.com/Jesssullivan\"",
+        "jesssullivan-nix = {\n    github_config_url     = \"github.com/Jesssullivan\"",
+    );
+    let text = text.replace(
+        "    runner_scale_set_name = \"tinyland-nix-heavy-compute-expansion\"\n",
+        "",
+    );
+    std::fs::write(&tfvars, text).expect("write");
+    std::fs::remove_file(dir.join(".github/workflows/latin1.yml")).expect("rm");
+    let j = w
+        .preflight(&["--overlay", s(&dir), "--offline", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(
+        status(&j, "config-url-scope"),
+        "unknown",
+        "{}",
+        detail(&j, "config-url-scope")
+    );
+    assert!(detail(&j, "config-url-scope").contains("github.com/Jesssullivan"));
+    assert_eq!(
+        status(&j, "registration-names"),
+        "blocker",
+        "{}",
+        detail(&j, "registration-names")
+    );
+    assert!(
+        detail(&j, "registration-names").contains("`jesssullivan-nix` is used 2 times"),
+        "{}",
+        detail(&j, "registration-names")
+    );
+}
