@@ -24,35 +24,13 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 fn pick(dir: &Path, suffix: &str, prefer: Option<&str>, what: &str) -> Result<PathBuf, String> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e} (looking for {what})", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(suffix))
-        })
-        .collect();
-    found.sort();
-    if let Some(prefer) = prefer
-        && let Some(p) = found
-            .iter()
-            .find(|p| p.file_name().and_then(|n| n.to_str()) == Some(&format!("{prefer}{suffix}")))
-    {
-        return Ok(p.clone());
-    }
-    match found.len() {
-        1 => Ok(found.remove(0)),
-        0 => Err(format!("{}: no *{suffix} ({what})", dir.display())),
-        _ => Err(format!(
+    match flywheel_overlay::single_file(dir, suffix, prefer) {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(format!("{}: no *{suffix} ({what})", dir.display())),
+        Err(found) => Err(format!(
             "{}: several *{suffix} files; choose one ({what}):\n{}",
             dir.display(),
-            found
-                .iter()
-                .map(|p| format!("  {}", p.display()))
-                .collect::<Vec<_>>()
-                .join("\n")
+            flywheel_overlay::listing(&found)
         )),
     }
 }

@@ -37,7 +37,9 @@ pub fn url_scope(url: &str) -> Option<(String, Option<String>)> {
     }
 }
 
-fn same_url(a: &str, b: &str) -> bool {
+/// GitHub URLs compare without case (logins are case-insensitive) and
+/// without a trailing slash.
+pub(crate) fn same_url(a: &str, b: &str) -> bool {
     a.trim()
         .trim_end_matches('/')
         .eq_ignore_ascii_case(b.trim().trim_end_matches('/'))

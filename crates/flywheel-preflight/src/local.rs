@@ -70,29 +70,14 @@ fn read(path: &Path) -> Result<Option<String>, InputError> {
 /// The single `tofu/stacks/arc-runners/*.tfvars`; several is a usage error.
 fn default_tfvars(dir: &Path) -> Result<Option<PathBuf>, InputError> {
     let stack = dir.join("tofu/stacks/arc-runners");
-    let Ok(entries) = std::fs::read_dir(&stack) else {
-        return Ok(None);
-    };
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "tfvars"))
-        .collect();
-    found.sort();
-    match found.len() {
-        0 => Ok(None),
-        1 => Ok(found.pop()),
-        _ => Err(InputError(format!(
+    flywheel_overlay::single_file(&stack, ".tfvars", None).map_err(|found| {
+        InputError(format!(
             "{} holds {} tfvars files; choose one with --tfvars:\n{}",
             stack.display(),
             found.len(),
-            found
-                .iter()
-                .map(|p| format!("  {}", p.display()))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ))),
-    }
+            flywheel_overlay::listing(&found)
+        ))
+    })
 }
 
 impl Overlay {
@@ -324,12 +309,10 @@ fn consistency(
     }
 }
 
-/// URLs compare without case and trailing slash (GitHub logins are
-/// case-insensitive); secret names compare exactly.
+/// URLs compare as [`crate::checks::same_url`]; secret names exactly.
 fn same_value(key: &str, a: &str, b: &str) -> bool {
     if key.ends_with("_url") {
-        a.trim_end_matches('/')
-            .eq_ignore_ascii_case(b.trim_end_matches('/'))
+        crate::checks::same_url(a, b)
     } else {
         a == b
     }
