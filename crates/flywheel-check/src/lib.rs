@@ -13,7 +13,10 @@ mod rules;
 mod scan;
 mod text;
 
-pub use labels::{LabelVerdict, WorkflowLabels, classify_label, workflow_labels};
+pub use labels::{
+    Branches, GITHUB_HOSTED, LabelVerdict, Triggers, WorkflowLabels, classify_label,
+    workflow_labels,
+};
 pub use rules::Rules;
 pub use scan::{ScanOptions, scan, scan_text};
 
@@ -62,6 +65,12 @@ impl Report {
 pub mod rule {
     pub const OUT_OF_CONTRACT: &str = "out-of-contract";
     pub const REPO_SPECIFIC_LABEL: &str = "repo-specific-label";
+    pub const PROOF_ONLY_LABEL: &str = "proof-only-label";
+    pub const ATTIC_TOKEN_UNTRUSTED: &str = "attic-token-untrusted";
+    pub const GITLAB_HTTP_STATE: &str = "gitlab-http-state";
+    pub const PUBLIC_BAZEL_ENDPOINT: &str = "public-bazel-endpoint";
+    pub const FLAKEHUB_SUBSTITUTER: &str = "flakehub-substituter";
+    pub const ENDPOINT_AUDIENCE: &str = "endpoint-audience";
     pub const GITLAB_CLASS_IN_GITHUB: &str = "gitlab-class-in-github";
     pub const UNRESOLVED: &str = "unresolved";
     pub const GITLAB_TAG: &str = "gitlab-tag";

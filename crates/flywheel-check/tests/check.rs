@@ -75,7 +75,7 @@ fn gitlab_http_backend_is_found_in_terraform() {
     let v = check("main.tf", "terraform {\n  backend \"http\" {}\n}\n");
     assert_eq!(
         brief(&v),
-        [(2, 3, "out-of-contract", "backend \"http\"".to_string())]
+        [(2, 3, "gitlab-http-state", "backend \"http\"".to_string())]
     );
 }
 
@@ -157,7 +157,7 @@ fn every_runs_on_form_is_checked() {
             (5, 28, "gitlab-class-in-github", "gl-docker".to_string()),
             (7, 48, "repo-specific-label", "my-box".to_string()),
             (9, 14, "repo-specific-label", "self-hosted".to_string()),
-            (11, 14, "repo-specific-label", "nix-vm-test-kvm".to_string()),
+            (11, 14, "proof-only-label", "nix-vm-test-kvm".to_string()),
         ]
     );
     assert_eq!(v[2].replacement.as_deref(), Some("tinyland-docker"));
@@ -422,7 +422,7 @@ fn a_label_the_contract_marks_proof_only_warns_instead_of_failing() {
     );
     assert_eq!(
         brief(&out),
-        [(3, 14, "repo-specific-label", "tinyland-nix-gpu".to_string())]
+        [(3, 14, "proof-only-label", "tinyland-nix-gpu".to_string())]
     );
     assert_eq!(out[0].severity, Severity::Warning);
 }

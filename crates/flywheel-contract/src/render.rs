@@ -256,21 +256,13 @@ pub fn render_markdown(p: &Platform) -> String {
         o.push_str("When trusted proxy headers are enabled, proxy identity outranks stored interactive sessions.\n\n");
     }
     o.push_str("### Role model\n\n");
-    let rows: Vec<_> = p
-        .auth
-        .roles
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let can = match r.value {
-                Role::Viewer => "read fleet, cache and contract state",
-                Role::Operator => "viewer, plus bounded operator actions (runner pause or resume)",
-                Role::Admin => "operator, plus identity, role and configuration changes",
-            };
-            vec![(i + 1).to_string(), code(r.value.as_str()), can.to_string()]
-        })
-        .collect();
-    table(&mut o, &["Rank", "Role", "May"], &rows);
+    // The contract names the roles in rank order and nothing else about
+    // them: a list, not a table with columns the contract does not have.
+    o.push_str("Current dashboard role model is:\n\n");
+    for r in &p.auth.roles {
+        o.push_str(&format!("- {}\n", code(r.value.as_str())));
+    }
+    o.push('\n');
     if !p.auth.role_mapping.is_empty() {
         let rows: Vec<_> = p
             .auth

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use flywheel_yaml::{FileError, Located, Pos};
 
-use crate::hcl::{Reader, key_text, parse};
+use crate::hcl::{Reader, key_text, parse, pos};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct S3Backend {
@@ -21,7 +21,76 @@ pub struct S3Backend {
     pub path_style: Option<bool>,
 }
 
+/// Keys only the `http` backend (GitLab-managed state) takes.
+const HTTP_KEYS: &[&str] = &[
+    "address",
+    "lock_address",
+    "unlock_address",
+    "lock_method",
+    "unlock_method",
+    "retry_max",
+];
+
+/// Refuses a backend file that configures GitLab-managed HTTP state: a
+/// `backend "http"` block, an HTTP-backend key (`address`, `lock_address`,
+/// ...), or a GitLab `/api/v4/projects/.../terraform/state/` address. The
+/// active stacks keep their state in S3; HTTP state is compatibility-only.
+pub fn refuse_http_state(file: &Path, text: &str) -> Result<(), FileError> {
+    let body = parse(file, text)?;
+    let refuse = |at: Pos, what: String| {
+        Err(FileError::new(
+            file,
+            at,
+            "",
+            format!(
+                "{what}: GitLab-managed HTTP state is compatibility-only; the active stacks use backend \"s3\" (tofu/backend/<cluster>.s3.hcl with bucket, key and endpoints.s3)"
+            ),
+        ))
+    };
+    for block in body.blocks() {
+        let labels: Vec<String> = block
+            .labels
+            .iter()
+            .map(|l| l.as_str().to_string())
+            .collect();
+        if labels.iter().any(|l| l.eq_ignore_ascii_case("http")) {
+            return refuse(
+                pos(text, block),
+                format!("{} \"http\" block", block.ident.as_str()),
+            );
+        }
+        if let Some(inner) = block.body.blocks().find(|b| {
+            b.ident.as_str() == "backend"
+                && b.labels
+                    .iter()
+                    .any(|l| l.as_str().eq_ignore_ascii_case("http"))
+        }) {
+            return refuse(pos(text, inner), "backend \"http\" block".into());
+        }
+    }
+    for attr in body.attributes() {
+        let key = attr.key.value().as_str();
+        if HTTP_KEYS.contains(&key) {
+            return refuse(
+                pos(text, attr),
+                format!("`{key}` is an http-backend setting"),
+            );
+        }
+        if let Some(s) = attr.value.as_str()
+            && s.contains("/api/v4/projects/")
+            && s.contains("/terraform/state")
+        {
+            return refuse(
+                pos(text, &attr.value),
+                format!("`{key}` is a GitLab terraform/state address"),
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn load_backend(file: &Path, text: &str) -> Result<S3Backend, FileError> {
+    refuse_http_state(file, text)?;
     let body = parse(file, text)?;
     let r = Reader { file, text };
     let mut b = S3Backend::default();

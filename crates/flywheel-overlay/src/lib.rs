@@ -11,7 +11,7 @@ pub mod organization;
 pub mod pins;
 pub mod tfvars;
 
-pub use backend::{S3Backend, load_backend};
+pub use backend::{S3Backend, load_backend, refuse_http_state};
 pub use module_bazel::{CorePin, find_core_pin};
 pub use organization::{AccountKind, Organization, Visibility, load_organization};
 pub use tfvars::{ArcRunnersVars, DeployedSet, ExtraRunnerSet, Lane, load_tfvars};

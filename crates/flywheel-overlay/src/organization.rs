@@ -113,7 +113,7 @@ pub struct Cluster {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct StateBackend {
     #[serde(default, rename = "type")]
-    pub kind: Option<String>,
+    pub kind: Option<Located<String>>,
     #[serde(default)]
     pub bucket: Option<String>,
     #[serde(default)]

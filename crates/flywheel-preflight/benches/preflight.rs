@@ -196,9 +196,9 @@ fn main() {
         let tmp = tempfile::tempdir().expect("tmp");
         let kubeconfig = kube.write_kubeconfig(tmp.path(), "honey");
         let dir = root().join("examples/overlays/jesssullivan-infra");
-        let one = vec![Overlay::load(&dir, None, None).expect("overlay")];
+        let one = vec![Overlay::load(&dir, None, None, None).expect("overlay")];
         let twenty: Vec<Overlay> = (0..20)
-            .map(|i| Overlay::load(&dir, None, Some(&format!("Jesssullivan/overlay-{i}"))).expect("overlay"))
+            .map(|i| Overlay::load(&dir, None, Some(&format!("Jesssullivan/overlay-{i}")), None).expect("overlay"))
             .collect();
         let options = Options {
             expected_core_ref: Some("main".into()),

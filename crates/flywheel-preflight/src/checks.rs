@@ -78,19 +78,33 @@ pub(crate) fn config(o: &Overlay) -> CheckResult {
             .map(|p| format!(" and {}", p.display()))
             .unwrap_or_default()
     );
-    if o.problems.is_empty() {
+    if o.problems.is_empty() && o.notes.is_empty() {
         CheckResult::new("config", Status::Ok, format!("{files} parse and validate"))
+    } else if o.problems.is_empty() {
+        CheckResult::new(
+            "config",
+            Status::Warning,
+            format!(
+                "{} note{} on the overlay files",
+                o.notes.len(),
+                if o.notes.len() == 1 { "" } else { "s" }
+            ),
+        )
+        .details(o.notes.clone())
+        .next("Point runner-side settings at the endpoint for their audience, as listed under `config`.")
     } else {
+        let n = o.problems.len();
+        let mut detail = o.problems.clone();
+        detail.extend(o.notes.iter().cloned());
         CheckResult::new(
             "config",
             Status::Blocker,
             format!(
-                "{} problem{} in the overlay files",
-                o.problems.len(),
-                if o.problems.len() == 1 { "" } else { "s" }
+                "{n} problem{} in the overlay files",
+                if n == 1 { "" } else { "s" }
             ),
         )
-        .details(o.problems.clone())
+        .details(detail)
         .next("Fix the overlay files at the lines listed under `config`, then rerun the preflight.")
     }
 }
@@ -224,6 +238,37 @@ pub(crate) fn attic_token(o: &Overlay, r: &Remote) -> CheckResult {
             .details(vec![format!("config/organization.yaml:{}:{}: `{}` {why}", key.pos.line, key.pos.column, key.value)])
             .next("Set substrate.caches.attic_public_key to the cache's public key as `attic netrc`/`attic cache info` prints it (`name:base64`).");
     }
+    // Credential step 4: ATTIC_TOKEN only for trusted pushes. A local fact:
+    // reported offline too.
+    let untrusted: Vec<String> = o
+        .workflows
+        .iter()
+        .filter(|w| w.labels.triggers.untrusted())
+        .flat_map(|w| {
+            let events: Vec<&str> = w
+                .labels
+                .triggers
+                .events
+                .iter()
+                .map(String::as_str)
+                .filter(|e| matches!(*e, "pull_request" | "pull_request_target" | "workflow_run"))
+                .collect();
+            w.labels.attic_token_uses.iter().map(move |p| {
+                format!(
+                    "{}:{}:{}: secrets.ATTIC_TOKEN in a workflow started by {}",
+                    w.path,
+                    p.line,
+                    p.column,
+                    events.join(", ")
+                )
+            })
+        })
+        .collect();
+    if !untrusted.is_empty() {
+        return CheckResult::new(ID, Status::Blocker, "ATTIC_TOKEN is reachable from pull-request or workflow_run events")
+            .details(untrusted)
+            .next("Keep pull-request validation read-only: use ATTIC_PUBLIC_KEY there, and use ATTIC_TOKEN only in jobs that trusted pushes start (`if: github.event_name == 'push'`).");
+    }
     match &r.secret_names {
         Fact::Skipped(why) => CheckResult::skipped(ID, why),
         Fact::Failed(why) => CheckResult::new(
@@ -258,12 +303,6 @@ fn queued(run: &WorkflowRun) -> bool {
 
 pub(crate) fn workflow_status(o: &Overlay, r: &Remote) -> CheckResult {
     const ID: &str = "workflow-status";
-    let validation: Vec<&str> = o
-        .workflows
-        .iter()
-        .filter(|w| w.labels.targets_shared)
-        .map(|w| w.file.as_str())
-        .collect();
     let runs = match &r.runs {
         Fact::Skipped(why) => return CheckResult::skipped(ID, why),
         Fact::Failed(why) => {
@@ -277,9 +316,31 @@ pub(crate) fn workflow_status(o: &Overlay, r: &Remote) -> CheckResult {
         .got()
         .map(|r| r.default_branch.clone())
         .unwrap_or_else(|| "the default branch".into());
+    let known = r.repository.got().map(|r| r.default_branch.as_str());
+    let validation = o.validation_workflows(known);
+    // Workflows on a shared label that a default-branch push never starts
+    // (pull_request only, workflow_dispatch only, tags) prove nothing and
+    // block nothing.
+    let others: Vec<String> = o
+        .workflows
+        .iter()
+        .filter(|w| w.labels.targets_shared && !validation.iter().any(|v| v.file == w.file))
+        .map(|w| {
+            format!(
+                "{}: not default-branch proof (started by {})",
+                w.file,
+                if w.labels.triggers.events.is_empty() {
+                    "no event".to_string()
+                } else {
+                    w.labels.triggers.events.join(", ")
+                }
+            )
+        })
+        .collect();
     if validation.is_empty() {
-        return CheckResult::new(ID, Status::Blocker, "no workflow in .github/workflows runs on a shared label")
-            .next(format!("Add a validation workflow with `runs-on:` a shared label and run it on {branch}: a default-branch run on the shared label is the enrollment proof."));
+        return CheckResult::new(ID, Status::Blocker, format!("no workflow that a push to {branch} (or a schedule) starts runs on a shared label"))
+            .details(others)
+            .next(format!("Add a validation workflow triggered by `push` to {branch} with `runs-on:` a shared label and run it: a default-branch run on the shared label is the enrollment proof."));
     }
     let mut status = Status::Ok;
     let mut detail = Vec::new();
@@ -327,6 +388,7 @@ pub(crate) fn workflow_status(o: &Overlay, r: &Remote) -> CheckResult {
         Status::Warning => "a validation run is still in progress".into(),
         _ => "validation is queued, failing or missing on the default branch".into(),
     };
+    detail.extend(others);
     let mut c = CheckResult::new(ID, status, summary).details(detail);
     c.next_action = next;
     c
@@ -748,12 +810,37 @@ pub(crate) fn registration_names(o: &Overlay, r: &Remote, peers: &[Registrations
 
 pub(crate) fn labels(o: &Overlay) -> CheckResult {
     const ID: &str = "labels";
-    let shared = o.shared_labels();
     if o.organization.runner_contract.shared_labels.is_none() {
         return CheckResult::skipped(ID, INCOMPLETE);
     }
+    // The shared labels are the platform contract's; the overlay's list is
+    // only trusted when no contract was given (and then never silently ok).
+    let shared = o
+        .contract_labels
+        .clone()
+        .unwrap_or_else(|| o.shared_labels());
     let mut blockers = Vec::new();
     let mut warnings = Vec::new();
+    if let Some(contract) = &o.contract_labels {
+        let org = o.dir.join("config/organization.yaml");
+        for l in o
+            .organization
+            .runner_contract
+            .shared_labels
+            .iter()
+            .flatten()
+        {
+            if !contract.contains(&l.value) {
+                blockers.push(format!(
+                    "{}:{}:{}: runner_contract.shared_labels lists `{}`, which is not a shared label of the platform contract",
+                    org.display(),
+                    l.pos.line,
+                    l.pos.column,
+                    l.value
+                ));
+            }
+        }
+    }
     for set in o.deployed_sets() {
         if !shared.contains(&set.label.value) {
             let at = o
@@ -802,6 +889,10 @@ pub(crate) fn labels(o: &Overlay) -> CheckResult {
             }
         }
     }
+    let unverified = o.contract_labels.is_none();
+    if unverified {
+        warnings.push("not verified against the platform contract (pass --config): the overlay's own runner_contract.shared_labels were used".into());
+    }
     let total = o.workflows.len();
     if !blockers.is_empty() {
         let n = blockers.len();
@@ -811,9 +902,20 @@ pub(crate) fn labels(o: &Overlay) -> CheckResult {
             .next(format!("Use shared labels only ({}) in runs-on and runner_label; never create a repo-specific, personal or project label to make enrollment look green.", shared.join(", ")));
     }
     if !warnings.is_empty() {
-        return CheckResult::new(ID, Status::Warning, format!("{} label note{}", warnings.len(), if warnings.len() == 1 { "" } else { "s" }))
+        let n = warnings.len() - usize::from(unverified);
+        let summary = if n == 0 {
+            "labels not verified against the platform contract (pass --config)".to_string()
+        } else {
+            format!("{n} label note{}", if n == 1 { "" } else { "s" })
+        };
+        let next = if n == 0 {
+            "Pass the platform contract (--config platform.yaml or FLYWHEEL_CONFIG) so labels are judged by the contract, not by the overlay's own list."
+        } else {
+            "Make runs-on resolvable from the workflow (a literal shared label, or a matrix/env value) and match the runner group."
+        };
+        return CheckResult::new(ID, Status::Warning, summary)
             .details(warnings)
-            .next("Make runs-on resolvable from the workflow (a literal shared label, or a matrix/env value) and match the runner group.");
+            .next(next);
     }
     if o.tfvars.is_none() {
         return CheckResult::skipped(
@@ -845,6 +947,14 @@ pub(crate) fn core_anchors(
     };
     let mut blockers = Vec::new();
     let mut unknown = Vec::new();
+    let mut others = Vec::new();
+    let core_org = o
+        .organization
+        .core
+        .repository
+        .as_ref()
+        .and_then(|r| r.value.split('/').next().map(str::to_string))
+        .filter(|s| !s.is_empty());
     for set in sets {
         let Some(url) = &set.config_url else { continue };
         match url_scope(&url.value) {
@@ -865,6 +975,18 @@ pub(crate) fn core_anchors(
                         "{}: personal-account anchor {} in the core product stack",
                         describe(set),
                         url.value
+                    ));
+                }
+                Some(Fact::Got(_))
+                    if core_org
+                        .as_deref()
+                        .is_some_and(|c| !c.eq_ignore_ascii_case(&owner)) =>
+                {
+                    others.push(format!(
+                        "{}: anchored to organization `{owner}` ({}), not the core organization `{}`",
+                        describe(set),
+                        url.value,
+                        core_org.as_deref().unwrap_or("?")
                     ));
                 }
                 Some(Fact::Got(_)) => {}
@@ -890,13 +1012,26 @@ pub(crate) fn core_anchors(
         .details(unknown)
         .next("Rerun online so account types can be read.");
     }
-    let _ = o;
+    if !others.is_empty() {
+        return CheckResult::new(
+            ID,
+            Status::Warning,
+            format!(
+                "{} of {} core scale sets anchored to another organization",
+                others.len(),
+                sets.len()
+            ),
+        )
+        .details(others)
+        .next("Confirm that the core product stack should register with those organizations; owner-specific anchors belong in their owner's implementation overlay.");
+    }
     CheckResult::new(
         ID,
         Status::Ok,
         format!(
-            "{} core scale sets anchored to the core organization",
-            sets.len()
+            "{} core scale sets anchored to the core organization{}",
+            sets.len(),
+            core_org.map(|c| format!(" `{c}`")).unwrap_or_default()
         ),
     )
 }

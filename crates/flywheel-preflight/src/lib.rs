@@ -68,14 +68,46 @@ pub const CHECKS: [&str; 12] = [
 fn sequence(id: &str) -> u8 {
     match id {
         "config" => 0,
-        "config-url-scope" => 1,
-        "app-secret" => 2,
-        "core-read-credential" => 3,
-        "attic-token" => 4,
-        "core-pin" | "core-ref" | "labels" | "registration-names" | "core-anchors" => 5,
-        "scale-sets" => 6,
-        _ => 8,
+        // 1: installing or binding the owner GitHub App (see `app_step`).
+        "config-url-scope" => 2,
+        "app-secret" => 3,
+        "core-read-credential" => 4,
+        "attic-token" => 5,
+        "core-pin" | "core-ref" | "labels" | "registration-names" | "core-anchors" => 6,
+        "scale-sets" => 7,
+        _ => 9,
     }
+}
+
+/// Credential step 1, when the registration path is incomplete (the App
+/// secret or the scale sets are blockers): install or bind the owner GitHub
+/// App with the permission its registration scope needs.
+fn app_step(o: &Overlay, checks: &[CheckResult]) -> Option<String> {
+    let blocked = |id: &str| {
+        checks
+            .iter()
+            .any(|c| c.id == id && c.status == Status::Blocker)
+    };
+    if !(blocked("app-secret") || blocked("scale-sets")) {
+        return None;
+    }
+    let url = o
+        .organization
+        .owner
+        .github_config_url
+        .as_ref()
+        .map(|u| u.value.clone())?;
+    let permission = match checks::url_scope(&url) {
+        Some((_, Some(_))) => {
+            "the repository administration permission (read and write), which repository-scoped registration needs"
+        }
+        _ => {
+            "the organization self-hosted runners permission (read and write), which organization-scoped registration needs"
+        }
+    };
+    Some(format!(
+        "Install or bind the owner GitHub App on {url} with Actions runner access: {permission}."
+    ))
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -142,6 +174,8 @@ pub struct Summary {
     pub blockers: usize,
     pub warnings: usize,
     pub unknown: usize,
+    /// Remote checks that did not run because of `--offline`.
+    pub skipped_offline: usize,
 }
 
 /// One overlay's preflight.
@@ -167,11 +201,25 @@ impl Report {
 
 /// Turns check results into a report: summary and the ordered queue.
 pub fn summarize(checks: Vec<CheckResult>, overlay: OverlayInfo, core: CoreInfo) -> Report {
+    summarize_with(checks, overlay, core, Vec::new())
+}
+
+/// [`summarize`] with extra queue entries `(sequence, action)`.
+fn summarize_with(
+    checks: Vec<CheckResult>,
+    overlay: OverlayInfo,
+    core: CoreInfo,
+    extra: Vec<(u8, String)>,
+) -> Report {
     let count = |s| checks.iter().filter(|c| c.status == s).count();
     let summary = Summary {
         blockers: count(Status::Blocker),
         warnings: count(Status::Warning),
         unknown: count(Status::Unknown),
+        skipped_offline: checks
+            .iter()
+            .filter(|c| c.status == Status::Skipped && c.summary == remote::OFFLINE)
+            .count(),
     };
     let mut queue: Vec<(u8, usize, String)> = checks
         .iter()
@@ -183,6 +231,7 @@ pub fn summarize(checks: Vec<CheckResult>, overlay: OverlayInfo, core: CoreInfo)
             )
         })
         .filter_map(|(i, c)| c.next_action.clone().map(|n| (sequence(c.id), i, n)))
+        .chain(extra.into_iter().map(|(s, n)| (s, 0, n)))
         .collect();
     queue.sort();
     let mut next_actions: Vec<String> = Vec::new();
@@ -247,7 +296,8 @@ pub fn evaluate(o: &Overlay, r: &Remote, cx: &Context) -> Report {
             resolved: r.core_ref.got().map(|x| x.sha.clone()),
         }),
     };
-    summarize(checks, overlay, core)
+    let extra: Vec<(u8, String)> = app_step(o, &checks).map(|a| (1, a)).into_iter().collect();
+    summarize_with(checks, overlay, core, extra)
 }
 
 /// A preflight request for one or more overlays.
@@ -259,6 +309,9 @@ pub struct Request {
     pub peers: Vec<PathBuf>,
     pub core_stack: Option<PathBuf>,
     pub options: Options,
+    /// The platform contract's rules (`--config`); `None` judges labels
+    /// against each overlay's own list, with a warning.
+    pub contract: Option<flywheel_check::Rules>,
 }
 
 /// The reports of one run, plus the cross-overlay name check when several
@@ -287,12 +340,19 @@ pub fn load_all(req: &Request) -> Result<(Vec<Overlay>, Context), InputError> {
     let overlays = req
         .overlays
         .iter()
-        .map(|d| Overlay::load(d, req.tfvars.as_deref(), req.repo.as_deref()))
+        .map(|d| {
+            Overlay::load(
+                d,
+                req.tfvars.as_deref(),
+                req.repo.as_deref(),
+                req.contract.as_ref(),
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let peers = req
         .peers
         .iter()
-        .map(|d| Overlay::load(d, None, None).map(|o| Registrations::of(&o)))
+        .map(|d| Overlay::load(d, None, None, None).map(|o| Registrations::of(&o)))
         .collect::<Result<Vec<_>, _>>()?;
     let core_stack = match &req.core_stack {
         None => None,

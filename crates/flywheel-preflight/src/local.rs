@@ -45,6 +45,12 @@ pub struct Overlay {
     pub workflows: Vec<Workflow>,
     /// `--repo`, else `owner.repository`.
     pub repository: Option<String>,
+    /// `file:line:col: message` for what makes `config` a warning.
+    pub notes: Vec<String>,
+    /// The platform contract's shared labels, when `--config` was given.
+    pub contract_labels: Option<Vec<String>>,
+    /// The overlay's backend files (`tofu/backend/*.hcl`).
+    pub backend_files: Vec<PathBuf>,
 }
 
 /// Reads a file other than organization.yaml: an unreadable one becomes a
@@ -84,10 +90,16 @@ impl Overlay {
     /// Reads the overlay in `dir`. An unreadable or unparseable
     /// `organization.yaml` is an [`InputError`]; everything else that is
     /// missing or wrong becomes a `config` problem in the report.
+    ///
+    /// With `contract` (the platform contract's rules), workflow labels are
+    /// judged against the contract's shared labels, and the overlay's files
+    /// are checked for out-of-contract values; without it, against the
+    /// overlay's own `shared_labels`.
     pub fn load(
         dir: &Path,
         tfvars: Option<&Path>,
         repo: Option<&str>,
+        contract: Option<&Rules>,
     ) -> Result<Overlay, InputError> {
         if !dir.is_dir() {
             return Err(InputError(format!(
@@ -166,8 +178,24 @@ impl Overlay {
             .flatten()
             .map(|l| l.value.clone())
             .collect();
-        let rules = Rules::from_shared_labels(&shared);
-        let workflows = read_workflows(dir, &rules, &mut problems);
+        let own_rules;
+        let rules = match contract {
+            Some(r) => r,
+            None => {
+                own_rules = Rules::from_shared_labels(&shared);
+                &own_rules
+            }
+        };
+        let workflows = read_workflows(dir, rules, &mut problems);
+        let mut notes = Vec::new();
+        let backend_files = backend_files(dir);
+        state_backend(&organization, &org_path, &backend_files, &mut problems);
+        if let Some(rules) = contract {
+            let mut files = vec![org_path.clone()];
+            files.extend(tfvars_path.iter().cloned());
+            files.extend(backend_files.iter().cloned());
+            contract_values(rules, &files, &mut problems, &mut notes);
+        }
         let repository = repo.map(str::to_string).or_else(|| {
             organization
                 .owner
@@ -185,6 +213,9 @@ impl Overlay {
             tfvars: vars,
             workflows,
             repository,
+            notes,
+            contract_labels: contract.map(|r| r.shared_labels().to_vec()),
+            backend_files,
         })
     }
 
@@ -234,11 +265,112 @@ impl Overlay {
             .map(|s| s.value.as_str())
     }
 
+    /// The workflows whose runs prove the default branch on a shared label:
+    /// started by a push to `branch` (or a schedule), with a job on a shared
+    /// label. With the branch unknown (offline), every push or schedule
+    /// workflow on a shared label counts.
+    pub fn validation_workflows(&self, branch: Option<&str>) -> Vec<&Workflow> {
+        self.workflows
+            .iter()
+            .filter(|w| w.labels.targets_shared)
+            .filter(|w| match branch {
+                Some(b) => w.labels.triggers.proves(b),
+                None => w.labels.triggers.schedule || w.labels.triggers.push.is_some(),
+            })
+            .collect()
+    }
+
     /// What identifies this overlay in reports.
     pub fn name(&self) -> String {
         self.repository
             .clone()
             .unwrap_or_else(|| self.dir.display().to_string())
+    }
+}
+
+/// `tofu/backend/*.hcl`, sorted.
+fn backend_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir.join("tofu/backend")) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "hcl") && p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+/// GitLab-managed HTTP state as the authority is a `config` blocker: in
+/// `substrate.state_backend.type` or in a backend file.
+fn state_backend(
+    org: &Organization,
+    org_path: &Path,
+    backends: &[PathBuf],
+    problems: &mut Vec<String>,
+) {
+    if let Some(kind) = &org.substrate.state_backend.kind
+        && !kind.value.eq_ignore_ascii_case("s3")
+    {
+        problems.push(format!(
+            "{}:{}:{}: substrate.state_backend.type is `{}`: the active stacks keep their state in S3 (type: s3); GitLab-managed HTTP state is compatibility-only",
+            org_path.display(),
+            kind.pos.line,
+            kind.pos.column,
+            kind.value
+        ));
+    }
+    for b in backends {
+        match read(b) {
+            Ok(Some(text)) => {
+                if let Err(e) = flywheel_overlay::refuse_http_state(b, &text) {
+                    problems.push(e.to_string());
+                }
+            }
+            Ok(None) => {}
+            Err(e) => problems.push(e.0),
+        }
+    }
+}
+
+/// Out-of-contract values in the overlay's own files (hostnames, HTTP
+/// state, a public Bazel endpoint, FlakeHub as a substituter, a runner-side
+/// endpoint meant for people): errors are `config` problems, warnings notes.
+/// Label findings are the `labels` check's, not repeated here.
+fn contract_values(
+    rules: &Rules,
+    files: &[PathBuf],
+    problems: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) {
+    for f in files {
+        let Ok(Some(text)) = read(f) else { continue };
+        let mut found = Vec::new();
+        flywheel_check::scan_text(rules, &f.display().to_string(), text.as_bytes(), &mut found);
+        for v in found {
+            let backend_file = f.extension().is_some_and(|x| x == "hcl");
+            if matches!(
+                v.rule,
+                flywheel_check::rule::REPO_SPECIFIC_LABEL
+                    | flywheel_check::rule::PROOF_ONLY_LABEL
+                    | flywheel_check::rule::UNPARSEABLE
+            ) || (backend_file && v.rule == flywheel_check::rule::GITLAB_HTTP_STATE)
+            {
+                continue;
+            }
+            let fix = v
+                .replacement
+                .as_ref()
+                .map(|r| format!(" (use {r})"))
+                .unwrap_or_default();
+            let line = format!("{}:{}:{}: {}{fix}", v.file, v.line, v.column, v.message);
+            if v.severity == flywheel_contract::Severity::Error {
+                problems.push(line);
+            } else {
+                notes.push(line);
+            }
+        }
     }
 }
 

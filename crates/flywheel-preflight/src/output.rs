@@ -53,6 +53,14 @@ pub fn counts(r: &Report) -> String {
     if r.summary.unknown > 0 {
         s.push_str(&format!(" / {} unknown", r.summary.unknown));
     }
+    // A gate that passes offline must say what it did not look at.
+    if r.summary.skipped_offline > 0 {
+        let n = r.summary.skipped_offline;
+        s.push_str(&format!(
+            " ({n} remote check{} skipped: offline)",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
     s
 }
 

@@ -334,9 +334,8 @@ pub async fn gather(
             }
         };
         let validation: Vec<&str> = overlay
-            .workflows
-            .iter()
-            .filter(|w| w.labels.targets_shared)
+            .validation_workflows(Some(&info.default_branch))
+            .into_iter()
             .map(|w| w.file.as_str())
             .collect();
         let reads = join_all(

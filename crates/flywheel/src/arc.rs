@@ -283,6 +283,15 @@ fn run_tofu(a: TofuArgs, apply: bool) -> u8 {
         Ok(l) => l,
         Err(e) => return usage(e),
     };
+    // HTTP (GitLab-managed) state is refused before tofu ever runs.
+    let backend_ok = std::fs::read_to_string(&layout.backend)
+        .map_err(|e| format!("{}: {e}", layout.backend.display()))
+        .and_then(|t| {
+            flywheel_overlay::refuse_http_state(&layout.backend, &t).map_err(|e| e.to_string())
+        });
+    if let Err(e) = backend_ok {
+        return usage(e);
+    }
     let bin = match tofu::find_tofu(std::env::var_os("PATH")) {
         Ok(b) => b,
         Err(e) => return usage(e),

@@ -25,13 +25,20 @@ Enterprise. Kubernetes: KUBECONFIG with --context (default: substrate.cluster.co
 or the in-cluster service account. What cannot be read is `unknown`, never `ok`.\n\n\
 Exit codes: 0 report printed; 1 with --strict when any check is a blocker or unknown;\n\
 2 bad usage or unreadable organization.yaml.\n\n\
+Labels: with --config (or FLYWHEEL_CONFIG) the shared labels are the platform contract's\n\
+runner_labels, and the overlay's files are checked for out-of-contract values; without it the\n\
+overlay's own runner_contract.shared_labels are used and `labels` is at best a warning.\n\n\
 Examples:\n  \
-flywheel preflight --overlay ../jesssullivan-infra --strict\n  \
+flywheel preflight --config platform.yaml --overlay ../jesssullivan-infra --strict\n  \
 GF_EXPECTED_CORE_REF=main flywheel preflight --core ../GloriousFlywheel --strict\n  \
 flywheel preflight --offline --overlay examples/overlays/tinyland-infra\n  \
 flywheel preflight --overlay ../tinyland-infra --overlay ../jesssullivan-infra -o json"
 )]
 pub struct PreflightArgs {
+    /// The platform contract (platform.yaml): its runner_labels are the shared
+    /// labels. Without it labels are judged by the overlay's own list, with a warning.
+    #[arg(long, short = 'c', env = "FLYWHEEL_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
     /// The overlay checkout; repeat to check several at once.
     #[arg(long, value_name = "DIR", default_value = ".")]
     overlay: Vec<PathBuf>,
@@ -129,7 +136,18 @@ pub fn run(args: PreflightArgs) -> u8 {
         core_dir: args.core,
         context: non_empty(args.context),
     };
+    let contract = match &args.config {
+        None => None,
+        Some(path) => match flywheel_contract::load(path) {
+            Ok(p) => Some(flywheel_check::Rules::from_platform(&p)),
+            Err(e) => {
+                eprintln!("flywheel preflight: invalid contract configuration:\n{e}");
+                return exit::USAGE;
+            }
+        },
+    };
     let req = Request {
+        contract,
         overlays: args.overlay,
         tfvars: args.tfvars,
         repo: args.repo,

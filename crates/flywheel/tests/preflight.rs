@@ -252,6 +252,12 @@ impl World {
         ] {
             cmd.env_remove(k);
         }
+        // The platform contract decides the shared labels (a test that
+        // wants none passes FLYWHEEL_CONFIG="").
+        cmd.env(
+            "FLYWHEEL_CONFIG",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform.yaml"),
+        );
         cmd.env("GITHUB_API_URL", self.gh.uri())
             .env("GITHUB_TOKEN", TOKEN)
             .env("KUBECONFIG", &self.kubeconfig)
@@ -355,7 +361,7 @@ async fn tinyland_current_status_is_0_blockers_0_warnings_under_strict() {
     }
     assert_eq!(
         j["summary"],
-        json!({"blockers": 0, "warnings": 0, "unknown": 0})
+        json!({"blockers": 0, "warnings": 0, "unknown": 0, "skipped_offline": 0})
     );
     assert_eq!(j["core"]["pinned_commit"], CORE_SHA);
     assert_eq!(j["core"]["module_bazel_commit"], CORE_SHA);
@@ -385,7 +391,7 @@ async fn jess_current_status_is_0_blockers_1_expected_warning_with_main_resolved
     let j = o.json();
     assert_eq!(
         j["summary"],
-        json!({"blockers": 0, "warnings": 1, "unknown": 0}),
+        json!({"blockers": 0, "warnings": 1, "unknown": 0, "skipped_offline": 0}),
         "{j:#}"
     );
     assert_eq!(status(&j, "config-url-scope"), "warning");
@@ -460,8 +466,22 @@ async fn app_secret_missing_in_one_namespace_is_a_blocker_naming_it() {
         !c["summary"].as_str().unwrap_or("").contains("arc-systems"),
         "{c}"
     );
+    // Credential step 1 (the App, with the permission a repository-scoped
+    // registration needs) comes before step 2 (the secret).
     assert!(
         j["next_actions"][0]
+            .as_str()
+            .unwrap_or("")
+            .contains("Install or bind the owner GitHub App")
+            && j["next_actions"][0]
+                .as_str()
+                .unwrap_or("")
+                .contains("repository administration"),
+        "{}",
+        j["next_actions"]
+    );
+    assert!(
+        j["next_actions"][1]
             .as_str()
             .unwrap_or("")
             .contains("flywheel arc secret"),
@@ -566,6 +586,14 @@ async fn a_queued_validation_run_means_the_registration_path_is_incomplete_not_a
     assert!(
         queue
             .first()
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .contains("Install or bind the owner GitHub App"),
+        "{queue:?}"
+    );
+    assert!(
+        queue
+            .get(1)
             .and_then(Value::as_str)
             .unwrap_or("")
             .contains("arc secret"),
