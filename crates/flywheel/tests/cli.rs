@@ -221,3 +221,64 @@ fn plan_guard_refuses_with_exit_3_and_names_addresses() {
     assert_eq!(o.status.code(), Some(2), "not a plan is never allowed");
     assert!(stderr(&o).contains("not a plan"), "{}", stderr(&o));
 }
+
+#[test]
+fn the_rendered_role_model_says_what_the_contract_says() {
+    let md = stdout(&flywheel(&["contract", "render", "--config", CONFIG]));
+    assert!(
+        md.contains("Current dashboard role model is:\n\n- `viewer`\n- `operator`\n- `admin`\n"),
+        "{md}"
+    );
+    assert!(
+        md.contains("auth-policy environment variables and trusted identity mapping"),
+        "{md}"
+    );
+    // No column the contract does not have.
+    assert!(!md.contains("| Rank | Role | May |"), "{md}");
+}
+
+#[test]
+fn arc_plan_refuses_an_http_state_backend_before_calling_tofu() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let overlay = tmp.path().join("jess");
+    let src = root().join("examples/overlays/jesssullivan-infra");
+    for rel in [
+        "config/organization.yaml",
+        "tofu/stacks/arc-runners/jesssullivan.tfvars",
+        "MODULE.bazel",
+    ] {
+        let to = overlay.join(rel);
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(src.join(rel), &to).expect("copy");
+    }
+    std::fs::create_dir_all(overlay.join("tofu/backend")).expect("mkdir");
+    std::fs::write(
+        overlay.join("tofu/backend/honey.s3.hcl"),
+        "address = \"https://gitlab.com/api/v4/projects/42/terraform/state/arc\"\n",
+    )
+    .expect("write");
+    // A tofu that records being called.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let called = tmp.path().join("called");
+    let tofu = bin.join("tofu");
+    std::fs::write(&tofu, format!("#!/bin/sh\ntouch {}\n", called.display())).expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tofu, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_flywheel"))
+        .args(["arc", "plan", "--overlay"])
+        .arg(&overlay)
+        .env("PATH", &bin)
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("honey.s3.hcl:1:1: `address` is an http-backend setting"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!called.exists(), "tofu ran");
+}

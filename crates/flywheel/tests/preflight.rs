@@ -1402,3 +1402,298 @@ async fn odd_files_are_config_problems_not_a_crash() {
         detail(&j, "registration-names")
     );
 }
+
+// --- Contract fidelity (issue 10) -----------------------------------------
+
+#[tokio::test]
+async fn shared_labels_come_from_the_contract_not_from_the_overlay() {
+    let w = World::new().await;
+    let dir = w.overlay("jesssullivan-infra");
+    let org = dir.join("config/organization.yaml");
+    rewrite(&org, "tinyland-nix-gpu]", "tinyland-nix-gpu, jess-special]");
+    std::fs::write(
+        dir.join(".github/workflows/special.yml"),
+        "on: {push: {branches: [main]}}\njobs:\n  a:\n    runs-on: jess-special\n    steps: [{run: 'true'}]\n",
+    )
+    .expect("write");
+    let tfvars = dir.join("tofu/stacks/arc-runners/jesssullivan.tfvars");
+    rewrite(
+        &tfvars,
+        "extra_runner_sets = {\n",
+        "extra_runner_sets = {\n  jess-special = {\n    runner_label = \"jess-special\"\n  }\n",
+    );
+    let o = w
+        .preflight(&["--overlay", s(&dir), "--offline", "--strict", "-o", "json"])
+        .await;
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    let j = o.json();
+    assert_eq!(status(&j, "labels"), "blocker");
+    let d = detail(&j, "labels");
+    assert!(
+        d.contains("organization.yaml:44:")
+            && d.contains("`jess-special`, which is not a shared label of the platform contract"),
+        "{d}"
+    );
+    assert!(d.contains("special.yml:4:14"), "{d}");
+    assert!(
+        d.contains("jess-special") && d.contains("runs as label `jess-special`"),
+        "{d}"
+    );
+
+    // Without a contract the overlay's own list is used, and never silently ok.
+    let o = w
+        .preflight_env(
+            &["--overlay", s(&dir), "--offline", "-o", "json"],
+            &[("FLYWHEEL_CONFIG", "")],
+        )
+        .await;
+    let j = o.json();
+    assert_eq!(status(&j, "labels"), "warning", "{}", detail(&j, "labels"));
+    assert!(
+        detail(&j, "labels").contains("not verified against the platform contract (pass --config)"),
+        "{}",
+        detail(&j, "labels")
+    );
+}
+
+#[tokio::test]
+async fn a_bare_proof_only_label_has_the_same_severity_as_in_contract_check() {
+    let w = World::new().await;
+    let dir = w.overlay("jesssullivan-infra");
+    std::fs::write(
+        dir.join(".github/workflows/kvm.yml"),
+        "on: push\njobs:\n  a:\n    runs-on: nix-vm-test-kvm\n    steps: [{run: 'true'}]\n",
+    )
+    .expect("write");
+    let j = w
+        .preflight(&["--overlay", s(&dir), "--offline", "-o", "json"])
+        .await
+        .json();
+    // contract check: a warning (flywheel-check's a_bare_proof_only_label_warns).
+    assert_eq!(status(&j, "labels"), "warning", "{}", detail(&j, "labels"));
+    assert!(detail(&j, "labels").contains("kvm.yml:4:14"));
+}
+
+#[tokio::test]
+async fn pull_request_only_and_dispatch_only_workflows_are_not_default_branch_proof() {
+    let w = World::new().await;
+    let dir = w.overlay("jesssullivan-infra");
+    std::fs::write(
+        dir.join(".github/workflows/pr.yml"),
+        "on: pull_request\njobs:\n  a:\n    runs-on: tinyland-nix\n    steps: [{run: 'true'}]\n",
+    )
+    .expect("write");
+    w.enrolled_jess().await;
+    let j = w
+        .preflight(&["--overlay", s(&dir), "-o", "json"])
+        .await
+        .json();
+    assert_eq!(
+        status(&j, "workflow-status"),
+        "ok",
+        "{}",
+        detail(&j, "workflow-status")
+    );
+    let d = detail(&j, "workflow-status");
+    assert!(
+        d.contains("pr.yml: not default-branch proof (started by pull_request)"),
+        "{d}"
+    );
+    assert!(
+        d.contains("arc-deploy.yml: not default-branch proof (started by workflow_dispatch)"),
+        "{d}"
+    );
+    assert!(
+        d.contains("validate.yml: latest run on main succeeded"),
+        "{d}"
+    );
+    // Runs are read for validation workflows only.
+    let asked: Vec<String> =
+        w.gh.received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|r| r.url.path().to_string())
+            .collect();
+    assert!(
+        !asked
+            .iter()
+            .any(|p| p.contains("pr.yml") || p.contains("arc-deploy.yml")),
+        "{asked:?}"
+    );
+}
+
+#[tokio::test]
+async fn attic_token_in_a_pull_request_target_workflow_blocks_even_offline() {
+    let w = World::new().await;
+    let dir = w.overlay("tinyland-infra");
+    std::fs::write(
+        dir.join(".github/workflows/pr-cache.yml"),
+        "on: pull_request_target\njobs:\n  a:\n    runs-on: tinyland-nix\n    env:\n      ATTIC_TOKEN: ${{ secrets.ATTIC_TOKEN }}\n    steps: [{run: 'true'}]\n",
+    )
+    .expect("write");
+    let o = w
+        .preflight(&["--overlay", s(&dir), "--offline", "--strict", "-o", "json"])
+        .await;
+    assert_eq!(o.code, 1);
+    let j = o.json();
+    assert_eq!(status(&j, "attic-token"), "blocker");
+    assert!(
+        detail(&j, "attic-token").contains(
+            "pr-cache.yml:6:20: secrets.ATTIC_TOKEN in a workflow started by pull_request_target"
+        ),
+        "{}",
+        detail(&j, "attic-token")
+    );
+}
+
+#[tokio::test]
+async fn gitlab_http_state_in_the_overlay_is_a_config_blocker() {
+    let w = World::new().await;
+    let dir = w.overlay("jesssullivan-infra");
+    rewrite(
+        &dir.join("config/organization.yaml"),
+        "type: s3",
+        "type: http",
+    );
+    let j = w
+        .preflight(&["--overlay", s(&dir), "--offline", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(status(&j, "config"), "blocker");
+    assert!(
+        detail(&j, "config")
+            .contains("organization.yaml:33:11: substrate.state_backend.type is `http`"),
+        "{}",
+        detail(&j, "config")
+    );
+
+    let w = World::new().await;
+    let dir = w.overlay("jesssullivan-infra");
+    std::fs::write(
+        dir.join("tofu/backend/honey.s3.hcl"),
+        "address = \"https://gitlab.com/api/v4/projects/42/terraform/state/arc\"\nusername = \"gitlab-ci-token\"\n",
+    )
+    .expect("write");
+    let j = w
+        .preflight(&["--overlay", s(&dir), "--offline", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(status(&j, "config"), "blocker");
+    assert!(
+        detail(&j, "config").contains("honey.s3.hcl:1:1: `address` is an http-backend setting"),
+        "{}",
+        detail(&j, "config")
+    );
+}
+
+#[tokio::test]
+async fn overlay_endpoints_are_judged_by_audience_and_publicness() {
+    let w = World::new().await;
+    let dir = w.overlay("jesssullivan-infra");
+    let org = dir.join("config/organization.yaml");
+    rewrite(
+        &org,
+        "attic_server: http://attic.nix-cache.svc.cluster.local",
+        "attic_server: https://nix-cache.tinyland.dev",
+    );
+    let j = w
+        .preflight(&["--overlay", s(&dir), "--offline", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(status(&j, "config"), "warning", "{}", detail(&j, "config"));
+    assert!(
+        detail(&j, "config").contains("runners use http://attic.nix-cache.svc.cluster.local"),
+        "{}",
+        detail(&j, "config")
+    );
+    rewrite(
+        &org,
+        "bazel_cache_endpoint: grpc://bazel-cache.nix-cache.svc.cluster.local:9092",
+        "bazel_cache_endpoint: grpcs://bazel.tinyland.dev",
+    );
+    let j = w
+        .preflight(&["--overlay", s(&dir), "--offline", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(status(&j, "config"), "blocker");
+    assert!(
+        detail(&j, "config").contains("ad hoc public Bazel hostname"),
+        "{}",
+        detail(&j, "config")
+    );
+}
+
+#[tokio::test]
+async fn strict_offline_says_how_many_remote_checks_did_not_run() {
+    let w = World::new().await;
+    let dir = w.overlay("tinyland-infra");
+    let o = w
+        .preflight(&["--overlay", s(&dir), "--offline", "--strict"])
+        .await;
+    assert_eq!(o.code, 0, "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains("0 blockers / 0 warnings (5 remote checks skipped: offline)"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[tokio::test]
+async fn core_anchors_to_another_organization_are_reported_as_such() {
+    let w = World::new().await;
+    w.get(
+        "/users/other-org",
+        200,
+        json!({"login": "other-org", "id": 7, "type": "Organization", "site_admin": false}),
+        5,
+    )
+    .await;
+    w.get(
+        "/users/tinyland-inc",
+        200,
+        json!({"login": "tinyland-inc", "id": 8, "type": "Organization", "site_admin": false}),
+        5,
+    )
+    .await;
+    let tiny = w.overlay("tinyland-infra");
+    w.enrolled_tinyland().await;
+    let stack = w.tmp.path().join("core.tfvars");
+    std::fs::write(
+        &stack,
+        "github_config_url = \"https://github.com/other-org\"\ngithub_config_secret = \"github-app-secret\"\n",
+    )
+    .expect("write");
+    let j = w
+        .preflight(&[
+            "--overlay",
+            s(&tiny),
+            "--core-stack",
+            s(&stack),
+            "-o",
+            "json",
+        ])
+        .await
+        .json();
+    assert_eq!(
+        status(&j, "core-anchors"),
+        "warning",
+        "{}",
+        detail(&j, "core-anchors")
+    );
+    let c = check(&j, "core-anchors");
+    assert!(
+        !c["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("anchored to the core organization"),
+        "{c}"
+    );
+    assert!(
+        detail(&j, "core-anchors")
+            .contains("anchored to organization `other-org` (https://github.com/other-org), not the core organization `tinyland-inc`"),
+        "{}",
+        detail(&j, "core-anchors")
+    );
+}
