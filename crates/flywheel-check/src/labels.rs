@@ -425,21 +425,32 @@ pub enum Branches {
 }
 
 /// GitHub's branch filter glob: `*` matches within a path segment, `**`
-/// anything, `?` one character; a leading `!` negates (handled by the caller).
+/// anything, `?` one character; a leading `!` negates (handled by the
+/// caller). Dynamic programming over (pattern, name) positions: linear in
+/// their product, never exponential backtracking.
 fn glob_matches(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some(b'*') if p.get(1) == Some(&b'*') => (0..=n.len()).any(|i| go(&p[2..], &n[i..])),
-            Some(b'*') => (0..=n.len())
-                .take_while(|i| *i == 0 || n[i - 1] != b'/')
-                .any(|i| go(&p[1..], &n[i..])),
-            Some(b'?') => !n.is_empty() && go(&p[1..], &n[1..]),
-            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
+    let p = pattern.as_bytes();
+    let n = name.as_bytes();
+    if p.len() > 1024 || n.len() > 1024 {
+        return false;
+    }
+    // ok[i][j]: p[i..] matches n[j..].
+    let mut ok = vec![vec![false; n.len() + 1]; p.len() + 1];
+    ok[p.len()][n.len()] = true;
+    for i in (0..p.len()).rev() {
+        for j in (0..=n.len()).rev() {
+            ok[i][j] = match p[i] {
+                b'*' if p.get(i + 1) == Some(&b'*') => {
+                    // `**`: skip it, or eat one character and stay.
+                    ok[i + 2][j] || (j < n.len() && ok[i][j + 1])
+                }
+                b'*' => ok[i + 1][j] || (j < n.len() && n[j] != b'/' && ok[i][j + 1]),
+                b'?' => j < n.len() && ok[i + 1][j + 1],
+                c => j < n.len() && n[j] == c && ok[i + 1][j + 1],
+            };
         }
     }
-    // Patterns are short; bound the backtracking anyway.
-    pattern.len() <= 256 && name.len() <= 256 && go(pattern.as_bytes(), name.as_bytes())
+    ok[0][0]
 }
 
 fn filter_matches(patterns: &[String], branch: &str) -> bool {

@@ -134,12 +134,6 @@ fn structural(
     following: &[u8],
 ) -> Option<Found> {
     use flywheel_contract::Severity;
-    let http_state = || {
-        Some(
-            "GitLab-managed HTTP state is compatibility-only; the active stacks keep their state in S3"
-                .to_string(),
-        )
-    };
     match trigger {
         Trigger::Backend => {
             if !rules.endpoints.s3_state || !word_start(line, at) {
@@ -199,7 +193,7 @@ fn structural(
                     "`{value}` configures GitLab-managed HTTP state, which is compatibility-only"
                 ),
                 value,
-                replacement: http_state().map(|_| "backend \"s3\" with the stack's key".into()),
+                replacement: Some("backend \"s3\" with the stack's key".into()),
             })
         }
         Trigger::TerraformState => {
@@ -289,9 +283,29 @@ pub(crate) fn out_of_contract(rules: &Rules, file: &str, text: &[u8], out: &mut 
     let Some(ac) = &rules.automaton else {
         return;
     };
+    thread_local! {
+        static LOWER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    LOWER.with_borrow_mut(|lower| {
+        lower.clear();
+        lower.extend(text.iter().map(u8::to_ascii_lowercase));
+        find_all(rules, ac, file, text, lower, out);
+    });
+}
+
+/// Matches are found in `lower` (the same length as `text`, ASCII
+/// lowercased) and reported from `text`.
+fn find_all(
+    rules: &Rules,
+    ac: &aho_corasick::AhoCorasick,
+    file: &str,
+    text: &[u8],
+    lower: &[u8],
+    out: &mut Vec<Violation>,
+) {
     let first = out.len();
     let mut index = LineIndex::new(text);
-    for m in ac.find_iter(text) {
+    for m in ac.find_iter(lower) {
         let Some(needle) = rules.needles.get(m.pattern().as_usize()) else {
             continue;
         };

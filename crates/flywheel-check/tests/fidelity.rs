@@ -420,3 +420,73 @@ fn gitignore_cannot_hide_workflows_and_scanning_nothing_is_an_error() {
     .expect_err("nothing scanned");
     assert!(e.to_string().contains("nothing scanned"), "{e}");
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The structural rules read the text next to a keyword: any text
+        /// there, in any file kind, never panics and points inside the file.
+        #[test]
+        fn structural_rules_never_panic(
+            key in prop::sample::select(vec!["backend", "TF_HTTP_", "remote_cache", "BAZEL_REMOTE_CACHE", "bazel_cache_endpoint", "extra-substituters", "attic_server", "/api/v4/projects/1/terraform/state/"]),
+            before in "[ -~]{0,12}",
+            after in "[ -~\\n]{0,40}",
+            file in prop::sample::select(vec!["a.tfvars", ".bazelrc", "flake.nix", "main.tf", ".github/workflows/w.yml", "a.md"]),
+        ) {
+            let text = format!("{before}{key}{after}\n");
+            let mut out = Vec::new();
+            scan_text(&rules(), file, text.as_bytes(), &mut out);
+            let lines = text.lines().count() as u32;
+            for v in &out {
+                prop_assert!(v.line >= 1 && v.line <= lines.max(1), "{v:?}");
+                prop_assert!(v.column >= 1, "{v:?}");
+            }
+        }
+
+        /// Any `runs-on` shape and any matrix never panics and stays bounded.
+        #[test]
+        fn any_runs_on_never_panics(
+            labels in proptest::collection::vec("[a-z${}. -]{0,12}", 0..6),
+            values in proptest::collection::vec("[a-z-]{0,8}", 0..6),
+        ) {
+            let text = format!(
+                "on: push\njobs:\n  a:\n    strategy:\n      matrix:\n        x: [{}]\n    runs-on: [{}]\n",
+                values.join(", "),
+                labels.iter().map(|l| format!("{l:?}")).collect::<Vec<_>>().join(", ")
+            );
+            let mut out = Vec::new();
+            scan_text(&rules(), ".github/workflows/w.yml", text.as_bytes(), &mut out);
+            prop_assert!(out.len() <= labels.len() * (values.len() + 1) + 1);
+        }
+    }
+}
+
+#[test]
+fn triggers_decide_what_proves_the_default_branch() {
+    let r = rules();
+    let proves = |on: &str| {
+        flywheel_check::workflow_labels(&r, "w.yml", &format!("on: {on}\njobs: {{}}\n"))
+            .triggers
+            .proves("main")
+    };
+    assert!(proves("push"));
+    assert!(proves("[push, pull_request]"));
+    assert!(proves("{push: {branches: [main]}}"));
+    assert!(proves("{push: {branches: ['ma*']}}"));
+    assert!(proves("{push: {branches: ['**']}}"));
+    assert!(proves("{push: {paths: [src/**]}}"));
+    assert!(proves("{schedule: [{cron: '0 3 * * *'}]}"));
+    assert!(!proves("pull_request"));
+    assert!(!proves("workflow_dispatch"));
+    assert!(!proves("{push: {tags: ['v*']}}"));
+    assert!(!proves("{push: {branches: [release/*]}}"));
+    assert!(!proves("{push: {branches-ignore: [main]}}"));
+    assert!(!proves("{push: {branches: ['**', '!main']}}"));
+    // A pathological pattern is answered, not backtracked for ever.
+    let star = "*a".repeat(200);
+    assert!(!proves(&format!("{{push: {{branches: ['{star}']}}}}")));
+}
