@@ -8,6 +8,7 @@ mod forge;
 mod pins;
 mod plan;
 mod preflight;
+mod store_cmd;
 
 use std::process::ExitCode;
 
@@ -60,6 +61,12 @@ enum Command {
     /// Show or refresh the two core pins together.
     #[command(subcommand)]
     Pins(pins::PinsCommand),
+    /// API tokens for the operator server (/api/v1): create, list, revoke.
+    #[command(subcommand)]
+    Token(store_cmd::TokenCommand),
+    /// The store's hash-chained audit log: verify the chain, export records.
+    #[command(subcommand)]
+    Audit(store_cmd::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +90,8 @@ fn main() -> ExitCode {
         Command::Preflight(args) => preflight::run(args),
         Command::Arc(cmd) => arc::run(cmd),
         Command::Pins(cmd) => pins::run(cmd),
+        Command::Token(cmd) => store_cmd::run_token(cmd),
+        Command::Audit(cmd) => store_cmd::run_audit(cmd),
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,144 @@
+//! `flywheel token` and `flywheel audit` on the embedded SQLite store.
+
+use std::process::{Command, Output};
+
+fn flywheel(db: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flywheel"))
+        .args(args)
+        .env("FLYWHEEL_DATABASE_URL", db)
+        .env("USER", "tester")
+        .output()
+        .expect("run flywheel")
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_token_is_printed_once_and_never_again() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite://{}", dir.path().join("fw.db").display());
+    let o = flywheel(
+        &db,
+        &[
+            "token",
+            "create",
+            "--name",
+            "ops",
+            "--role",
+            "admin",
+            "--expires",
+            "30d",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let token = out(&o).trim().to_string();
+    assert!(token.starts_with("fw_") && token.len() == 46, "{token}");
+    assert!(err(&o).contains("shown only this once"), "{}", err(&o));
+    assert!(!err(&o).contains(&token[3..]));
+
+    let list = flywheel(&db, &["token", "list"]);
+    assert_eq!(list.status.code(), Some(0));
+    assert!(
+        out(&list).contains("ops") && out(&list).contains("admin") && out(&list).contains("active")
+    );
+    let json = flywheel(&db, &["token", "list", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out(&json)).expect("json");
+    assert_eq!(v[0]["name"], "ops");
+    let export = flywheel(&db, &["audit", "export"]);
+    for o in [&list, &json, &export] {
+        assert!(
+            !out(o).contains(&token[3..]) && !err(o).contains(&token[3..]),
+            "token printed again"
+        );
+    }
+    // The creation is audited: intent then result, actor cli:tester.
+    let lines: Vec<serde_json::Value> = out(&export)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("jsonl"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", out(&export));
+    assert_eq!(
+        (lines[0]["phase"].as_str(), lines[1]["phase"].as_str()),
+        (Some("intent"), Some("result"))
+    );
+    assert_eq!(lines[0]["actor"], "cli:tester");
+    assert_eq!(lines[1]["outcome"], "ok");
+
+    let v = flywheel(&db, &["audit", "verify"]);
+    assert_eq!(v.status.code(), Some(0), "{}", out(&v));
+    assert!(out(&v).contains("intact: 2 records"), "{}", out(&v));
+
+    assert_eq!(
+        flywheel(&db, &["token", "revoke", "ops"]).status.code(),
+        Some(0)
+    );
+    let again = flywheel(&db, &["token", "revoke", "ops"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        err(&again).contains("no active token named `ops`"),
+        "{}",
+        err(&again)
+    );
+    assert!(out(&flywheel(&db, &["token", "list"])).contains("revoked"));
+}
+
+#[test]
+fn bad_input_exits_2_with_a_message() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite://{}", dir.path().join("fw.db").display());
+    let o = flywheel(
+        &db,
+        &[
+            "token",
+            "create",
+            "--name",
+            "x",
+            "--role",
+            "viewer",
+            "--expires",
+            "soon",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("30d, 12h, 90m or 2w"), "{}", err(&o));
+    let o = flywheel(
+        &db,
+        &["token", "create", "--name", "a b", "--role", "viewer"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("token name"), "{}", err(&o));
+    let o = flywheel("mysql://root:hunter2@db/x", &["token", "list"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!err(&o).contains("hunter2"), "{}", err(&o));
+}
+
+#[test]
+fn a_tampered_chain_fails_verify_naming_the_record() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("fw.db");
+    let db = format!("sqlite://{}", path.display());
+    for n in ["a", "b"] {
+        let o = flywheel(&db, &["token", "create", "--name", n, "--role", "viewer"]);
+        assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    }
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&db).await.expect("connect");
+        sqlx::raw_sql(
+            "DROP TRIGGER audit_records_no_update; UPDATE audit_records SET target = 'token:z' WHERE seq = 2",
+        )
+        .execute(&pool)
+        .await
+        .expect("tamper");
+        pool.close().await;
+    });
+    let v = flywheel(&db, &["audit", "verify"]);
+    assert_eq!(v.status.code(), Some(1), "{}", out(&v));
+    assert!(out(&v).contains("broken at record 2"), "{}", out(&v));
+}
