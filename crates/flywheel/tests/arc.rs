@@ -294,7 +294,11 @@ async fn apply_writes_both_namespaces_then_reports_unchanged() {
             .unwrap_or("")
             .starts_with("<redacted sha256:")
     );
-    assert_eq!(audit[1]["outcome"][1]["applied"]["result"], "created");
+    assert_eq!(audit[1]["outcome"]["outcome"], "applied");
+    assert_eq!(
+        audit[1]["outcome"]["namespaces"][1]["applied"]["result"],
+        "created"
+    );
     let raw = std::fs::read_to_string(env.tmp.path().join("audit.jsonl")).expect("audit");
     assert_no_key_material(&Out {
         code: 0,
