@@ -347,3 +347,16 @@ async fn a_silent_server_is_a_read_timeout_in_words() {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn a_url_with_user_and_password_is_never_echoed() {
+    flywheel_github::install_crypto_provider();
+    let e = GitHub::connect("https://user:hunter2pass@[broken", None, policy())
+        .await
+        .expect_err("not a URL");
+    assert!(!e.message.contains("hunter2pass"), "{e}");
+    assert!(
+        e.message.contains("GITHUB_API_URL `https://<redacted>@"),
+        "{e}"
+    );
+}

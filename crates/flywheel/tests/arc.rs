@@ -1124,3 +1124,39 @@ async fn a_key_file_that_lost_its_newlines_is_named_and_not_printed() {
         o.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_answer_is_unknown_in_the_preflight_not_an_abort() {
+    let kube = TestApiServer::start().await;
+    kube.pad_responses(flywheel_cluster::MAX_BODY + 1);
+    let gh = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            vec![b' '; flywheel_github::MAX_BODY + 1],
+            "application/json",
+        ))
+        .mount(&gh)
+        .await;
+    let mut env = Env::new("jesssullivan-infra");
+    let kc = kube.write_kubeconfig(env.tmp.path(), "honey");
+    env.set("KUBECONFIG", s(&kc));
+    env.set("GITHUB_API_URL", &gh.uri());
+    env.set("GITHUB_TOKEN", ECHO_TOKEN);
+    let overlay = s(&env.overlay).to_string();
+    let o = env
+        .run(&["preflight", "--overlay", &overlay, "-o", "json"])
+        .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let report: serde_json::Value = serde_json::from_str(&o.stdout).expect("json");
+    let status = |id: &str| {
+        report["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["id"] == id))
+            .map(|c| c["status"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(status("scale-sets"), "unknown", "{}", o.stdout);
+    assert_eq!(status("core-read-credential"), "unknown", "{}", o.stdout);
+    assert!(o.stdout.contains("larger than 32 MiB"), "{}", o.stdout);
+    assert!(o.stdout.contains("larger than 8 MiB"), "{}", o.stdout);
+}
