@@ -26,7 +26,8 @@ pub enum ArcCommand {
         no cluster. --apply server-side applies them (field manager `flywheel`); a second\n\
         apply reports `unchanged`.\n\n\
         --timeout SECS (default 30) is one deadline for the whole command. A namespace whose\n\
-        apply it interrupts is reported (and audited) as `unknown`: check it and rerun --apply.\n\n\
+        apply it interrupts is reported (and audited) as `unknown`: check it and rerun --apply.\n\
+        SIGINT or SIGTERM during --apply is audited as `unknown` too (exit 130 or 143).\n\n\
         Exit codes: 0 done, 1 a namespace failed or --verify was refused, 2 bad input.\n\n\
         Example:\n  flywheel arc secret --overlay ../jesssullivan-infra --dry-run --verify\n  \
         flywheel arc secret --overlay ../jesssullivan-infra --apply"
@@ -233,20 +234,34 @@ fn run_secret(a: SecretArgs) -> u8 {
         }
     };
     let results = rt.block_on(async {
-        let connect = flywheel_cluster::Cluster::connect(
-            context.as_deref(),
-            flywheel_cluster::Policy::default(),
-        );
-        // Connecting writes nothing: running out of time here is a plain failure.
-        let cluster = match tokio::time::timeout_at(deadline, connect).await {
-            Ok(c) => c.map_err(|e| e.message)?,
-            Err(_) => return Err(late("connecting to the cluster")),
+        let work = async {
+            let connect = flywheel_cluster::Cluster::connect(
+                context.as_deref(),
+                flywheel_cluster::Policy::default(),
+            );
+            // Connecting writes nothing: running out of time here is a plain failure.
+            let cluster = match tokio::time::timeout_at(deadline, connect).await {
+                Ok(c) => c.map_err(|e| e.message)?,
+                Err(_) => return Err(late("connecting to the cluster")),
+            };
+            Ok(secret::apply(&cluster, &name, &creds, deadline).await)
         };
-        Ok(secret::apply(&cluster, &name, &creds, deadline).await)
+        tokio::select! {
+            r = work => r.map_err(Stop::Failed),
+            signal = interrupted() => Err(Stop::Interrupted(signal)),
+        }
     });
     let results = match results {
         Ok(r) => r,
-        Err(e) => {
+        Err(Stop::Interrupted((signal, code))) => {
+            audit.finish(serde_json::json!({"outcome": "unknown",
+                "reason": format!("interrupted by {signal} while applying; the Secrets may or may not have been written")}));
+            eprintln!(
+                "flywheel arc secret: interrupted by {signal}: whether arc-systems and arc-runners hold the new secret is unknown; rerun --apply"
+            );
+            return code;
+        }
+        Err(Stop::Failed(e)) => {
             audit.finish(serde_json::json!({"outcome": "failed", "error": e}));
             eprintln!("flywheel arc secret: {e}; nothing was written");
             return exit::FOUND;
@@ -304,6 +319,35 @@ fn run_secret(a: SecretArgs) -> u8 {
         return exit::FOUND;
     }
     exit::OK
+}
+
+/// Why an apply stopped before it had every namespace's result.
+enum Stop {
+    Failed(String),
+    Interrupted((&'static str, u8)),
+}
+
+/// Resolves when SIGINT or SIGTERM arrives: the signal's name and the exit
+/// code a shell gives it (128 + number). Never resolves when the handlers
+/// cannot be installed.
+async fn interrupted() -> (&'static str, u8) {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = ctrl_c => ("SIGINT", 130),
+                _ = term.recv() => ("SIGTERM", 143),
+            };
+        }
+    }
+    ctrl_c.await;
+    ("SIGINT", 130)
 }
 
 fn run_tofu(a: TofuArgs, apply: bool) -> u8 {

@@ -1160,3 +1160,46 @@ async fn an_oversized_answer_is_unknown_in_the_preflight_not_an_abort() {
     assert!(o.stdout.contains("larger than 32 MiB"), "{}", o.stdout);
     assert!(o.stdout.contains("larger than 8 MiB"), "{}", o.stdout);
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_interrupted_by_sigint_is_audited_as_unknown() {
+    let kube = TestApiServer::start().await;
+    kube.set_latency(std::time::Duration::from_secs(60));
+    let mut env = Env::new("jesssullivan-infra");
+    let kc = kube.write_kubeconfig(env.tmp.path(), "honey");
+    env.set("KUBECONFIG", s(&kc));
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_flywheel"));
+    cmd.args(["arc", "secret", "--apply", "--overlay", s(&env.overlay)])
+        .current_dir(env.tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("spawn");
+    let pid = child.id().expect("pid");
+    // Wait until the apply has reached the (silent) apiserver.
+    for _ in 0..100 {
+        if !kube.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!kube.requests().is_empty(), "the apply never started");
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let o = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("exits soon after SIGINT")
+        .expect("output");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    let audit = env.audit();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert_eq!(audit[1]["outcome"]["outcome"], "unknown", "{audit:?}");
+}
