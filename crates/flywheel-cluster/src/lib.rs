@@ -21,7 +21,9 @@ pub const ARC_RUNNERS: &str = "arc-runners";
 /// The annotation ARC writes once GitHub has created the scale set.
 pub const SCALE_SET_ID: &str = "runner-scale-set-id";
 
-/// A failed cluster read; the message never holds a credential.
+/// A failed cluster read; the message never holds a credential: every
+/// message passes the process-wide redactor, with which [`Cluster`]
+/// registered the kubeconfig's token and password.
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct Error {
@@ -33,20 +35,123 @@ pub struct Error {
 impl Error {
     fn msg(message: impl Into<String>) -> Self {
         Error {
-            message: message.into(),
+            message: flywheel_redact::redact(&message.into()),
             code: None,
         }
     }
 }
 
+/// The largest response body read from the API server (lists included).
+pub const MAX_BODY: usize = 32 << 20;
+
+/// At most this many characters of a message the server sent are kept.
+const MAX_MESSAGE: usize = 300;
+
+fn bounded(s: &str) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(MAX_MESSAGE) {
+        Some((i, _)) => format!("{}… (cut)", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// A failure below the API (no `Status`), in words: a timeout or an
+/// oversized answer says so; anything else names its innermost cause.
+fn describe(e: &(dyn std::error::Error + 'static), max_body: usize) -> String {
+    let mut chain = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some()
+        {
+            return format!(
+                "the answer is larger than {} MiB and was not read; is KUBECONFIG's server a Kubernetes API server?",
+                max_body >> 20
+            );
+        }
+        let timed_out = err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+        let text = err.to_string();
+        let lower = text.to_ascii_lowercase();
+        if timed_out || lower.contains("timed out") || lower.contains("deadline has elapsed") {
+            return "no answer in time (read timeout): the API server accepted the connection but did not respond; check the kubeconfig context's server and the network, or raise --timeout".to_string();
+        }
+        if lower.contains("length limit exceeded") {
+            return format!(
+                "the answer is larger than {} MiB and was not read",
+                max_body >> 20
+            );
+        }
+        chain.push(text);
+        cur = err.source();
+    }
+    let cause = chain
+        .iter()
+        .rev()
+        .find(|c| !c.trim().is_empty() && !c.contains("SendRequest"))
+        .cloned()
+        .unwrap_or_else(|| "the request failed".to_string());
+    format!(
+        "cannot reach the API server ({}); check the kubeconfig context and the network",
+        bounded(&cause)
+    )
+}
+
 fn kube_error(context: &str, e: kube::Error) -> Error {
     match e {
-        kube::Error::Api(s) => Error {
-            message: format!("{context}: {} ({}, HTTP {})", s.message, s.reason, s.code),
-            code: Some(s.code),
-        },
-        other => Error::msg(format!("{context}: {other}")),
+        kube::Error::Api(s) => {
+            let message = if s.message.trim().is_empty() {
+                "the API server refused the request without a message".to_string()
+            } else {
+                bounded(&s.message)
+            };
+            let why = match (s.reason.trim(), s.code) {
+                ("", 0) => " (the answer named neither a reason nor an HTTP status; is KUBECONFIG's server a Kubernetes API server?)".to_string(),
+                ("", code) => format!(" (HTTP {code})"),
+                (reason, 0) => format!(" ({})", bounded(reason)),
+                (reason, code) => format!(" ({}, HTTP {code})", bounded(reason)),
+            };
+            Error {
+                message: flywheel_redact::redact(&format!("{context}: {message}{why}")),
+                code: Some(s.code),
+            }
+        }
+        other => Error::msg(format!("{context}: {}", describe(&other, MAX_BODY))),
     }
+}
+
+/// Registers every credential a kube config holds with the redactor (the
+/// bearer token, the password, the token a token file names) and refuses one
+/// with a control character, which the kube client would panic on when it
+/// builds the `Authorization` header.
+fn register_credentials(config: &Config) -> Result<(), Error> {
+    use secrecy::ExposeSecret;
+    let auth = &config.auth_info;
+    let file_token = auth
+        .token_file
+        .as_ref()
+        .filter(|f| std::fs::metadata(f).is_ok_and(|m| m.is_file() && m.len() <= 64 << 10))
+        .and_then(|f| std::fs::read_to_string(f).ok());
+    let values = [
+        ("token", auth.token.as_ref().map(|t| t.expose_secret())),
+        (
+            "password",
+            auth.password.as_ref().map(|p| p.expose_secret()),
+        ),
+        ("tokenFile", file_token.as_deref()),
+    ];
+    for (what, value) in values {
+        let Some(value) = value else { continue };
+        flywheel_redact::register(value);
+        if value.trim().chars().any(char::is_control) {
+            return Err(Error::msg(format!(
+                "the kubeconfig user's {what} contains a control character (a line break or the like); fix the kubeconfig (the value is not shown)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn transient(e: &Error) -> bool {
@@ -304,8 +409,15 @@ impl Cluster {
     ) -> Result<Cluster, Error> {
         config.connect_timeout = Some(Duration::from_secs(10));
         config.read_timeout = Some(Duration::from_secs(30));
-        let client =
-            Client::try_from(config).map_err(|e| Error::msg(format!("Kubernetes client: {e}")))?;
+        register_credentials(&config)?;
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| Error::msg(format!("Kubernetes client: {}", describe(&e, MAX_BODY))))?
+            .with_layer(&tower::util::MapResponseLayer::new(
+                |r: http::Response<Box<kube::client::DynBody>>| {
+                    r.map(|b| http_body_util::Limited::new(b, MAX_BODY))
+                },
+            ))
+            .build();
         Ok(Cluster {
             client,
             policy,
@@ -476,6 +588,39 @@ mod tests {
         assert_eq!(s.min_runners, None);
         assert_eq!(s.current_runners, Some(1));
         assert_eq!(s.registered_name(), "jesssullivan-nix");
+    }
+
+    #[test]
+    fn a_status_without_reason_or_code_says_what_that_means() {
+        let e = kube_error(
+            "listing AutoscalingRunnerSets in arc-runners",
+            kube::Error::Api(kube::core::Status::failure("no", "").boxed()),
+        );
+        assert!(!e.message.contains("(, HTTP 0)"), "{e}");
+        assert!(
+            e.message
+                .contains("named neither a reason nor an HTTP status"),
+            "{e}"
+        );
+        let e = kube_error(
+            "x",
+            kube::Error::Api(kube::core::Status::failure("", "").with_code(502).boxed()),
+        );
+        assert!(
+            e.message
+                .ends_with("x: the API server refused the request without a message (HTTP 502)"),
+            "{e}"
+        );
+        let long = "y".repeat(5000);
+        let e = kube_error(
+            "x",
+            kube::Error::Api(
+                kube::core::Status::failure(&long, "Bad")
+                    .with_code(400)
+                    .boxed(),
+            ),
+        );
+        assert!(e.message.len() < 400, "{}", e.message.len());
     }
 
     #[test]

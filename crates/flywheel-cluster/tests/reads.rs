@@ -99,3 +99,67 @@ async fn a_missing_context_names_the_ones_that_exist() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn a_bearer_token_the_server_echoes_never_reaches_an_error() {
+    let server = TestApiServer::start().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = connect(&server, dir.path()).await;
+    server.echo_credentials(true);
+    server.fail_next("secrets", 403, 10);
+    let e = c
+        .apply_secret(
+            "arc-systems",
+            "github-app-secret",
+            &[("github_app_id", "1".to_string())],
+            "flywheel",
+        )
+        .await
+        .expect_err("forbidden");
+    assert!(
+        e.message.contains("Authorization: Bearer <redacted>"),
+        "{e}"
+    );
+    assert!(!e.message.contains("flywheel-test-token"), "{e}");
+    server.fail_next("autoscalingrunnersets", 500, 10);
+    let e = c.scale_sets("arc-runners").await.expect_err("500");
+    assert!(!e.message.contains("flywheel-test-token"), "{e}");
+}
+
+#[tokio::test]
+async fn an_oversized_list_is_refused_not_read() {
+    let server = TestApiServer::start().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = connect(&server, dir.path()).await;
+    server.pad_responses(flywheel_cluster::MAX_BODY + 1);
+    let e = c.scale_sets("arc-runners").await.expect_err("too large");
+    assert!(e.message.contains("larger than 32 MiB"), "{e}");
+    server.pad_responses(0);
+    assert!(c.scale_sets("arc-runners").await.is_ok());
+}
+
+#[tokio::test]
+async fn a_token_with_a_control_character_is_an_error_not_a_panic() {
+    let server = TestApiServer::start().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let path = server.write_kubeconfig(dir.path(), "honey");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(
+        &path,
+        text.replace(
+            "token: flywheel-test-token",
+            "token: \"flywheel-test\\ntoken\"",
+        ),
+    )
+    .expect("write");
+    let r = Cluster::from_kubeconfig_file(&path, Some("honey"), Policy::default()).await;
+    let e = match r {
+        Err(e) => e,
+        Ok(c) => c
+            .scale_sets("arc-runners")
+            .await
+            .expect_err("a header with a newline cannot be sent"),
+    };
+    assert!(!e.message.contains("flywheel-test"), "{e}");
+}

@@ -32,6 +32,10 @@ impl std::fmt::Debug for Auth {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    #[error(
+        "{name} contains a control character (a line break or the like); set it again without one (the value is not shown)"
+    )]
+    ControlCharacter { name: &'static str },
     #[error("{name} must be a number, got {}", shown(value))]
     NotANumber { name: &'static str, value: String },
     #[error(
@@ -48,15 +52,48 @@ pub enum AuthError {
     },
 }
 
-/// An environment value as it may be printed: short, one line, no key
-/// material. Anything else could be a secret pasted into the wrong variable.
+/// How many characters of a wrong environment value are ever shown.
+pub const SHOWN_PREFIX: usize = 4;
+
+/// An environment value as it may be printed: a short value (up to
+/// [`SHOWN_PREFIX`] characters) whole, a longer one only by its first
+/// [`SHOWN_PREFIX`] characters and its length. Anything longer could be a
+/// secret pasted into the wrong variable, so more is never shown.
 pub fn shown(value: &str) -> String {
     let v = value.trim();
-    if v.len() <= 24 && v.chars().all(|c| c.is_ascii_graphic()) && !v.contains("-----") {
+    let n = v.chars().count();
+    let printable = |s: &str| s.chars().all(|c| c.is_ascii_graphic());
+    if n <= SHOWN_PREFIX && printable(v) {
         format!("`{v}`")
     } else {
-        "a value that is not shown (it may be a secret in the wrong variable)".to_string()
+        let prefix: String = v.chars().take(SHOWN_PREFIX).collect();
+        if printable(&prefix) {
+            format!("`{prefix}…` ({n} characters, the rest not shown)")
+        } else {
+            format!("a value of {n} characters that is not shown")
+        }
     }
+}
+
+/// The variables flywheel reads credentials from.
+pub const CREDENTIAL_VARS: [&str; 5] = [
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "GITHUB_APP_ID",
+    "GITHUB_APP_INSTALLATION_ID",
+    "GITHUB_APP_PRIVATE_KEY_PATH",
+];
+
+/// Refuses a credential variable holding a control character (a token with
+/// a line break in it would otherwise reach an HTTP header). Surrounding
+/// whitespace, which is trimmed, is allowed.
+pub fn check_env(get: impl Fn(&str) -> Option<String>) -> Result<(), AuthError> {
+    for name in CREDENTIAL_VARS {
+        if get(name).is_some_and(|v| v.trim().chars().any(char::is_control)) {
+            return Err(AuthError::ControlCharacter { name });
+        }
+    }
+    Ok(())
 }
 
 /// A key path as it may be printed: a value holding key material instead of
@@ -75,6 +112,7 @@ impl Auth {
     /// `GITHUB_TOKEN` or `GH_TOKEN`, else the three `GITHUB_APP_*` values.
     /// `Ok(None)` when none is set.
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<Auth>, AuthError> {
+        check_env(&get)?;
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         if let Some(t) = get("GITHUB_TOKEN").or_else(|| get("GH_TOKEN")) {
             return Ok(Some(Auth::Token(SecretString::from(t.trim().to_string()))));
@@ -150,6 +188,34 @@ mod tests {
             s.contains("GITHUB_APP_INSTALLATION_ID") && s.contains("GITHUB_APP_PRIVATE_KEY_PATH"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn a_control_character_is_refused_by_name_and_never_shown() {
+        for name in CREDENTIAL_VARS {
+            let e = Auth::from_env(env(&[(name, "ghp_secret\nvalue")])).expect_err("control");
+            let s = e.to_string();
+            assert!(
+                s.starts_with(&format!("{name} contains a control character")),
+                "{s}"
+            );
+            assert!(!s.contains("ghp_secret"), "{s}");
+        }
+        // A trailing newline (`$(cat token)`) is trimmed, not refused.
+        assert!(
+            Auth::from_env(env(&[("GITHUB_TOKEN", "ghp_value\n")]))
+                .expect("ok")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn only_a_fixed_prefix_of_a_wrong_value_is_shown() {
+        assert_eq!(shown("12a"), "`12a`");
+        let s = shown("ghp_0123456789abcdef");
+        assert!(s.starts_with("`ghp_…` (20 characters"), "{s}");
+        assert!(!shown("abcdefghijklmnop").contains("efgh"));
+        assert!(!shown("\u{1b}[31mXYZWVU").contains("XYZ"));
     }
 
     #[test]

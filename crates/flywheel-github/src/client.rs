@@ -2,9 +2,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_body_util::BodyExt;
 use octocrab::Octocrab;
-use octocrab::models::{AppId, InstallationId};
-use secrecy::ExposeSecret;
+use octocrab::models::AppId;
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::auth::Auth;
@@ -54,19 +55,72 @@ pub struct Error {
     pub message: String,
 }
 
+/// The largest response body read from GitHub; a larger answer is an error.
+pub const MAX_BODY: usize = 8 << 20;
+
+/// At most this many characters of a message GitHub sent are kept.
+const MAX_MESSAGE: usize = 300;
+
 impl Error {
+    /// Every message passes the process-wide redactor here: whatever the
+    /// server echoed (an `Authorization` header, a token) never leaves.
     fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
-            message: message.into(),
+            message: flywheel_redact::redact(&message.into()),
         }
     }
+}
+
+/// A server's own text, cut to [`MAX_MESSAGE`] characters.
+fn bounded(s: &str) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(MAX_MESSAGE) {
+        Some((i, _)) => format!("{}… (cut)", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// What went wrong below HTTP, in words: a timeout says so, anything else
+/// names the innermost cause rather than hyper's "client error (SendRequest)".
+fn network_detail(e: &(dyn std::error::Error + 'static), read_timeout: Duration) -> String {
+    let mut chain = Vec::new();
+    let mut timed_out = false;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            timed_out = true;
+        }
+        let text = err.to_string();
+        let lower = text.to_ascii_lowercase();
+        if lower.contains("timed out") || lower.contains("deadline has elapsed") {
+            timed_out = true;
+        }
+        chain.push(text);
+        cur = err.source();
+    }
+    if timed_out {
+        return format!(
+            "no answer within {}s (read timeout): the server accepted the connection but did not respond; check GITHUB_API_URL and the network, or raise --timeout",
+            read_timeout.as_secs_f32().ceil()
+        );
+    }
+    let cause = chain
+        .iter()
+        .rev()
+        .find(|c| !c.is_empty() && !c.contains("SendRequest"))
+        .cloned()
+        .unwrap_or_else(|| "connection failed".to_string());
+    format!("cannot reach the server ({cause}); check GITHUB_API_URL and the network")
 }
 
 /// An authenticated, read-only GitHub client.
 pub struct GitHub {
     crab: Octocrab,
     policy: Policy,
+    read_timeout: Duration,
     deadline: Instant,
     requests: AtomicUsize,
 }
@@ -79,7 +133,7 @@ impl std::fmt::Debug for GitHub {
     }
 }
 
-fn octo_error(context: &str, e: octocrab::Error) -> Error {
+fn octo_error(context: &str, e: octocrab::Error, read_timeout: Duration) -> Error {
     let kind = match &e {
         octocrab::Error::GitHub { source, .. } => match source.status_code.as_u16() {
             401 => ErrorKind::Unauthorized,
@@ -93,31 +147,101 @@ fn octo_error(context: &str, e: octocrab::Error) -> Error {
     };
     let detail = match &e {
         octocrab::Error::GitHub { source, .. } => {
-            format!("HTTP {}: {}", source.status_code.as_u16(), source.message)
+            format!(
+                "HTTP {}: {}",
+                source.status_code.as_u16(),
+                bounded(&source.message)
+            )
         }
-        other => other.to_string(),
+        _ if kind == ErrorKind::Network => network_detail(&e, read_timeout),
+        other => bounded(&other.to_string()),
     };
     Error::new(kind, format!("{context}: {detail}"))
+}
+
+/// A whole response: status, headers and a body of at most [`MAX_BODY`].
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+async fn read_answer(
+    what: &str,
+    resp: http::Response<http_body_util::combinators::BoxBody<bytes::Bytes, octocrab::Error>>,
+) -> Result<Answer, Error> {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = http_body_util::Limited::new(resp.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                Error::new(
+                    ErrorKind::Decode,
+                    format!(
+                        "{what}: the answer is larger than {} MiB and was not read; is GITHUB_API_URL a GitHub API?",
+                        MAX_BODY >> 20
+                    ),
+                )
+            } else {
+                Error::new(
+                    ErrorKind::Network,
+                    format!("{what}: the answer broke off ({})", bounded(&e.to_string())),
+                )
+            }
+        })?
+        .to_bytes();
+    Ok(Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// GitHub's `message` from an error body, bounded.
+fn github_message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("message")?.as_str().map(bounded))
+        .unwrap_or_default()
+}
+
+fn status_kind(status: StatusCode) -> ErrorKind {
+    match status.as_u16() {
+        401 => ErrorKind::Unauthorized,
+        403 => ErrorKind::Forbidden,
+        404 => ErrorKind::NotFound,
+        s if s >= 500 => ErrorKind::Server,
+        _ => ErrorKind::Unprocessable,
+    }
 }
 
 impl GitHub {
     /// Builds the client for `base` (`GITHUB_API_URL`, or the public API).
     /// A GitHub App exchanges its JWT for an installation token here, once.
+    /// Every credential used (the token, the JWT, the installation token) is
+    /// registered with the process-wide redactor before it is sent.
     pub async fn connect(base: &str, auth: Option<Auth>, policy: Policy) -> Result<GitHub, Error> {
         let started = Instant::now();
+        let read_timeout = policy
+            .budget
+            .clamp(Duration::from_secs(1), Duration::from_secs(30));
         let builder = Octocrab::builder()
             .base_uri(base.trim_end_matches('/'))
             .map_err(|e| Error::new(ErrorKind::Auth, format!("GITHUB_API_URL `{base}`: {e}")))?
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)));
+            .set_connect_timeout(Some(read_timeout.min(Duration::from_secs(10))))
+            .set_read_timeout(Some(read_timeout));
+        let build_error = |e| octo_error("building the GitHub client", e, read_timeout);
         let crab = match auth {
-            None => builder
-                .build()
-                .map_err(|e| octo_error("building the GitHub client", e))?,
-            Some(Auth::Token(t)) => builder
-                .personal_token(t.expose_secret().to_string())
-                .build()
-                .map_err(|e| octo_error("building the GitHub client", e))?,
+            None => builder.build().map_err(build_error)?,
+            Some(Auth::Token(t)) => {
+                flywheel_redact::register(t.expose_secret());
+                builder
+                    .personal_token(t.expose_secret().to_string())
+                    .build()
+                    .map_err(build_error)?
+            }
             Some(Auth::App {
                 app_id,
                 installation_id,
@@ -126,36 +250,26 @@ impl GitHub {
                 let key = octocrab::jsonwebtoken::EncodingKey::from_rsa_pem(
                     private_key.expose_secret().as_bytes(),
                 )
-                .map_err(|e| {
+                .map_err(|_| {
                     Error::new(
                         ErrorKind::Auth,
-                        format!("GITHUB_APP_PRIVATE_KEY_PATH does not hold an RSA private key in PEM form ({e})"),
+                        "GITHUB_APP_PRIVATE_KEY_PATH does not hold an RSA private key in PEM form",
                     )
                 })?;
-                let app = builder
-                    .app(AppId(app_id), key)
-                    .build()
-                    .map_err(|e| octo_error("building the GitHub App client", e))?;
+                let plain = builder.build().map_err(build_error)?;
                 let mut attempt = 0;
                 loop {
-                    match app
-                        .installation_and_token(InstallationId(installation_id))
-                        .await
-                    {
-                        Ok((crab, _token)) => break crab,
+                    match exchange(&plain, app_id, installation_id, &key, read_timeout).await {
+                        Ok(token) => {
+                            break plain.user_access_token(token).map_err(build_error)?;
+                        }
                         Err(e) => {
-                            let e = octo_error(
-                                &format!(
-                                    "exchanging the GitHub App token for installation {installation_id}"
-                                ),
-                                e,
-                            );
                             let transient =
                                 matches!(e.kind, ErrorKind::Server | ErrorKind::Network);
                             if !transient || attempt >= policy.retries {
                                 return Err(e);
                             }
-                            tokio::time::sleep(policy.backoff * 2u32.pow(attempt)).await;
+                            tokio::time::sleep(policy.backoff * 2u32.saturating_pow(attempt)).await;
                             attempt += 1;
                         }
                     }
@@ -168,6 +282,7 @@ impl GitHub {
                 .checked_add(policy.budget)
                 .unwrap_or_else(|| started + Duration::from_secs(86_400)),
             policy,
+            read_timeout,
             requests: AtomicUsize::new(0),
         })
     }
@@ -190,31 +305,27 @@ impl GitHub {
                 HeaderValue::from_static("2022-11-28"),
             );
             self.requests.fetch_add(1, Ordering::Relaxed);
+            let what = format!("GET {path}");
             let wait = match self.crab._get_with_headers(path, Some(headers)).await {
                 Err(e) => {
-                    let e = octo_error(&format!("GET {path}"), e);
+                    let e = octo_error(&what, e, self.read_timeout);
                     if e.kind != ErrorKind::Network {
                         return Err(e);
                     }
                     (self.backoff(attempt), e)
                 }
                 Ok(resp) => {
-                    let status = resp.status();
-                    let headers = resp.headers().clone();
-                    let body = self
-                        .crab
-                        .body_to_string(resp)
-                        .await
-                        .map_err(|e| octo_error(&format!("GET {path}"), e))?;
+                    let Answer {
+                        status,
+                        headers,
+                        body,
+                    } = read_answer(&what, resp).await?;
                     if status.is_success() {
                         return Ok(body);
                     }
-                    let message = serde_json::from_str::<serde_json::Value>(&body)
-                        .ok()
-                        .and_then(|v| v.get("message")?.as_str().map(str::to_string))
-                        .unwrap_or_default();
+                    let message = github_message(&body);
                     let what = format!(
-                        "GET {path}: HTTP {}{}",
+                        "{what}: HTTP {}{}",
                         status.as_u16(),
                         if message.is_empty() {
                             String::new()
@@ -228,13 +339,7 @@ impl GitHub {
                     } else if status.is_server_error() {
                         (self.backoff(attempt), Error::new(ErrorKind::Server, what))
                     } else {
-                        let kind = match status.as_u16() {
-                            401 => ErrorKind::Unauthorized,
-                            403 => ErrorKind::Forbidden,
-                            404 => ErrorKind::NotFound,
-                            _ => ErrorKind::Unprocessable,
-                        };
-                        return Err(Error::new(kind, what));
+                        return Err(Error::new(status_kind(status), what));
                     }
                 }
             };
@@ -345,6 +450,84 @@ impl GitHub {
             .await?;
         Ok(a.kind)
     }
+}
+
+/// One installation-token exchange: a fresh App JWT (registered with the
+/// redactor before it is sent) for an installation token (registered as soon
+/// as it is read). Nothing of either is ever part of an error.
+async fn exchange(
+    crab: &Octocrab,
+    app_id: u64,
+    installation_id: u64,
+    key: &octocrab::jsonwebtoken::EncodingKey,
+    read_timeout: Duration,
+) -> Result<SecretString, Error> {
+    let what = format!("exchanging the GitHub App token for installation {installation_id}");
+    let jwt = octocrab::auth::create_jwt(AppId(app_id), key).map_err(|_| {
+        Error::new(
+            ErrorKind::Auth,
+            format!("{what}: the key cannot sign the App JWT"),
+        )
+    })?;
+    flywheel_redact::register(&jwt);
+    let mut bearer = HeaderValue::from_str(&format!("Bearer {jwt}")).map_err(|_| {
+        Error::new(
+            ErrorKind::Auth,
+            format!("{what}: the App JWT is not a header value"),
+        )
+    })?;
+    bearer.set_sensitive(true);
+    let request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(format!(
+            "/app/installations/{installation_id}/access_tokens"
+        ))
+        .header(header::AUTHORIZATION, bearer)
+        .header(header::ACCEPT, "application/vnd.github+json")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-github-api-version", "2022-11-28")
+        .body("{}".to_string())
+        .map_err(|e| Error::new(ErrorKind::Auth, format!("{what}: {e}")))?;
+    let resp = crab
+        .execute(request)
+        .await
+        .map_err(|e| octo_error(&what, e, read_timeout))?;
+    let answer = read_answer(&what, resp).await?;
+    if !answer.status.is_success() {
+        let message = github_message(&answer.body);
+        return Err(Error::new(
+            status_kind(answer.status),
+            format!(
+                "{what}: HTTP {}{}",
+                answer.status.as_u16(),
+                if message.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({message})")
+                }
+            ),
+        ));
+    }
+    #[derive(serde::Deserialize)]
+    struct Token {
+        token: String,
+    }
+    let token = serde_json::from_str::<Token>(&answer.body)
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Decode,
+                format!("{what}: the answer holds no token"),
+            )
+        })?
+        .token;
+    if token.trim().is_empty() || token.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Error::new(
+            ErrorKind::Decode,
+            format!("{what}: the answer's token is not a usable header value"),
+        ));
+    }
+    flywheel_redact::register(&token);
+    Ok(SecretString::from(token))
 }
 
 /// Validates `OWNER/NAME` and returns it for a path.

@@ -14,8 +14,8 @@ mod auth;
 mod client;
 mod types;
 
-pub use auth::{Auth, AuthError, shown, shown_path};
-pub use client::{Error, ErrorKind, GitHub, Policy};
+pub use auth::{Auth, AuthError, CREDENTIAL_VARS, SHOWN_PREFIX, check_env, shown, shown_path};
+pub use client::{Error, ErrorKind, GitHub, MAX_BODY, Policy};
 pub use types::{Repository, WorkflowRun};
 
 /// Installs rustls' ring provider as the process default. Call once at

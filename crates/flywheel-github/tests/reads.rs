@@ -205,3 +205,158 @@ async fn github_enterprise_base_paths_are_kept() {
     let repo = gh.repository("o/r").await.expect("GHE path");
     assert_eq!(repo.visibility(), "public");
 }
+
+/// A GitHub that puts the request's `Authorization` header in every error.
+struct Echo(u16);
+
+impl wiremock::Respond for Echo {
+    fn respond(&self, req: &wiremock::Request) -> ResponseTemplate {
+        let auth = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        ResponseTemplate::new(self.0).set_body_json(json!({
+            "message": format!("Bad credentials: you sent `Authorization: {auth}` to {}", req.url),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn a_token_the_server_echoes_never_reaches_an_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(Echo(401))
+        .mount(&server)
+        .await;
+    flywheel_github::install_crypto_provider();
+    let token = "tok-echoed-by-server-0123456789";
+    let gh = GitHub::connect(
+        &server.uri(),
+        Some(Auth::Token(SecretString::from(token.to_string()))),
+        policy(),
+    )
+    .await
+    .expect("connect");
+    let e = gh.repository("o/r").await.expect_err("401");
+    assert_eq!(e.kind, ErrorKind::Unauthorized);
+    assert!(e.message.contains("Bad credentials"), "{e}");
+    assert!(
+        !e.message.contains(token) && e.message.contains("<redacted>"),
+        "{e}"
+    );
+}
+
+fn app_key() -> SecretString {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../flywheel/tests/fixtures/test-github-app-key.pem");
+    SecretString::from(std::fs::read_to_string(p).expect("test key"))
+}
+
+#[tokio::test]
+async fn the_app_jwt_and_installation_token_never_reach_an_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/app/installations/7/access_tokens"))
+        .respond_with(Echo(401))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/app/installations/8/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "token": "installation-token-from-server-42", "expires_at": "2099-01-01T00:00:00Z"
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(Echo(403))
+        .mount(&server)
+        .await;
+    flywheel_github::install_crypto_provider();
+    let app = |installation_id| Auth::App {
+        app_id: 1234,
+        installation_id,
+        private_key: app_key(),
+    };
+    let e = GitHub::connect(&server.uri(), Some(app(7)), policy())
+        .await
+        .expect_err("refused");
+    assert_eq!(e.kind, ErrorKind::Unauthorized);
+    assert!(
+        e.message.contains("Authorization: Bearer <redacted>") && !e.message.contains("eyJ"),
+        "{e}"
+    );
+    let gh = GitHub::connect(&server.uri(), Some(app(8)), policy())
+        .await
+        .expect("token issued");
+    let e = gh.repository("o/r").await.expect_err("403");
+    assert!(
+        !e.message.contains("installation-token-from-server-42")
+            && e.message.contains("Bearer <redacted>"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_answer_is_refused_not_read() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/o/r"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            vec![b' '; flywheel_github::MAX_BODY + 1],
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    let gh = client(&server).await;
+    let e = gh.repository("o/r").await.expect_err("too large");
+    assert_eq!(e.kind, ErrorKind::Decode);
+    assert!(e.message.contains("larger than 8 MiB"), "{e}");
+}
+
+#[tokio::test]
+async fn a_silent_server_is_a_read_timeout_in_words() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({}))
+                .set_delay(Duration::from_secs(10)),
+        )
+        .mount(&server)
+        .await;
+    flywheel_github::install_crypto_provider();
+    let gh = GitHub::connect(
+        &server.uri(),
+        None,
+        Policy {
+            retries: 0,
+            backoff: Duration::from_millis(10),
+            budget: Duration::from_secs(1),
+        },
+    )
+    .await
+    .expect("connect");
+    let started = Instant::now();
+    let e = gh.repository("o/r").await.expect_err("timeout");
+    assert_eq!(e.kind, ErrorKind::Network);
+    assert!(
+        e.message.contains("no answer within 1s") && !e.message.contains("SendRequest"),
+        "{e}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_url_with_user_and_password_is_never_echoed() {
+    flywheel_github::install_crypto_provider();
+    let e = GitHub::connect("https://user:hunter2pass@[broken", None, policy())
+        .await
+        .expect_err("not a URL");
+    assert!(!e.message.contains("hunter2pass"), "{e}");
+    assert!(
+        e.message.contains("GITHUB_API_URL `https://<redacted>@"),
+        "{e}"
+    );
+}

@@ -25,6 +25,9 @@
 //!
 //! Tests can also inject failures ([`TestApiServer::fail_next`]), add latency
 //! ([`TestApiServer::set_latency`]) and inspect every request ([`TestApiServer::requests`]).
+//! A hostile server is one switch away: [`TestApiServer::echo_credentials`] puts the request's
+//! `Authorization` header (the bearer token) into every `Status` message, as a careless proxy
+//! or webhook might, and [`TestApiServer::pad_responses`] makes every answer oversized.
 
 mod patch;
 mod selector;
@@ -334,6 +337,19 @@ impl TestApiServer {
         });
     }
 
+    /// When on, every `Status` error message ends with the request's `Authorization` header
+    /// (`… (request had Authorization: Bearer <token>)`): a server that reflects credentials,
+    /// for tests that prove the client never prints or records them.
+    pub fn echo_credentials(&self, on: bool) {
+        self.lock().echo_credentials = on;
+    }
+
+    /// Sends `bytes` spaces before every JSON body: still valid JSON, but as large as asked
+    /// (for tests of response-size limits).
+    pub fn pad_responses(&self, bytes: usize) {
+        self.lock().padding = bytes;
+    }
+
     /// Forgets watch history up to now, so that a watch from an older resourceVersion gets
     /// `410 Gone` (an ERROR event with reason `Expired`).
     pub fn compact(&self) {
@@ -626,6 +642,7 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
             .unwrap_or("")
             .to_string()
     };
+    let authorization = header(header::AUTHORIZATION);
     let accept = header(header::ACCEPT);
     let content_type = header(header::CONTENT_TYPE);
     let method = parts.method.as_str().to_string();
@@ -637,7 +654,7 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
     let meta = accept.contains("as=PartialObjectMetadata");
     let refused = method == "GET" && route.is_secrets() && !meta;
 
-    let (latency, injected) = {
+    let (latency, injected, echo, padding) = {
         let mut st = shared.lock();
         st.requests.push(RequestRecord {
             method: method.clone(),
@@ -656,7 +673,21 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
                 f.status
             });
         st.failures.retain(|f| f.remaining > 0);
-        (st.latency, injected)
+        (st.latency, injected, st.echo_credentials, st.padding)
+    };
+    let respond = |code: u16, mut body: Value| {
+        if echo && code >= 400 && body.get("kind").and_then(Value::as_str) == Some("Status") {
+            let message = body.get("message").and_then(Value::as_str).unwrap_or("");
+            body["message"] = Value::String(format!(
+                "{message} (request had Authorization: {authorization})"
+            ));
+        }
+        if padding == 0 {
+            return json_response(code, &body);
+        }
+        let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let text = " ".repeat(padding) + &body.to_string();
+        (code, [(header::CONTENT_TYPE, JSON)], text).into_response()
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -668,7 +699,7 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
             format!("test apiserver: injected failure ({code}) for {method} {path}"),
             None,
         );
-        return json_response(code, &body);
+        return respond(code, body);
     }
     if refused {
         let body = status(
@@ -680,13 +711,13 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
             ),
             None,
         );
-        return json_response(403, &body);
+        return respond(403, body);
     }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) => {
             let body = status(413, "RequestEntityTooLarge", e.to_string(), None);
-            return json_response(413, &body);
+            return respond(413, body);
         }
     };
     let ctx = Ctx {
@@ -699,7 +730,7 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
     };
     let reply = process(&mut shared.lock(), &ctx);
     match reply {
-        Reply::Json(code, v) => json_response(code, &v),
+        Reply::Json(code, v) => respond(code, v),
         Reply::Watch(plan) => watch_response(shared.shutdown.clone(), plan),
     }
 }

@@ -77,6 +77,10 @@ pub(crate) struct State {
     pub latency: Duration,
     pub requests: Vec<RequestRecord>,
     pub failures: Vec<Failure>,
+    /// Put the request's `Authorization` header into every `Status` message.
+    pub echo_credentials: bool,
+    /// Spaces sent before every JSON body (a valid, oversized answer).
+    pub padding: usize,
 }
 
 impl State {
@@ -99,6 +103,8 @@ impl State {
             latency: Duration::ZERO,
             requests: Vec::new(),
             failures: Vec::new(),
+            echo_credentials: false,
+            padding: 0,
         }
     }
 

@@ -674,3 +674,39 @@ async fn dropping_the_server_stops_serving() {
     .await;
     assert!(refused.is_ok(), "listener closed after drop");
 }
+
+#[tokio::test]
+async fn echo_credentials_quotes_the_bearer_token_in_status_messages() {
+    let server = TestApiServer::start().await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let url = server.url().parse().expect("server url parses as a URI");
+    let mut config = Config::new(url);
+    config.default_namespace = NS.to_string();
+    config.auth_info.token = Some("echo-me-bearer-token".to_string().into());
+    let api: Api<ConfigMap> = Api::namespaced(Client::try_from(config).expect("client"), NS);
+    let quiet = api_error(api.get("missing").await.expect_err("404"));
+    assert!(!quiet.message.contains("echo-me"), "{}", quiet.message);
+    server.echo_credentials(true);
+    let loud = api_error(api.get("missing").await.expect_err("404"));
+    assert!(
+        loud.message
+            .ends_with("(request had Authorization: Bearer echo-me-bearer-token)"),
+        "{}",
+        loud.message
+    );
+    assert_eq!(loud.code, 404);
+    // Successful answers are untouched.
+    server.insert(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": NS}}));
+    assert!(api.get("cm").await.is_ok());
+}
+
+#[tokio::test]
+async fn pad_responses_makes_answers_large_but_still_json() {
+    let server = TestApiServer::start().await;
+    server.pad_responses(100_000);
+    let (code, body) = raw_request(&server, "GET", "/version", "application/json", "").await;
+    assert_eq!(code, 200);
+    assert!(body.len() > 100_000);
+    let v: Value = serde_json::from_str(&body).expect("still JSON");
+    assert_eq!(v["major"], "1");
+}

@@ -25,6 +25,9 @@ pub enum ArcCommand {
         --dry-run prints both manifests with the key as <redacted sha256:...> and contacts\n\
         no cluster. --apply server-side applies them (field manager `flywheel`); a second\n\
         apply reports `unchanged`.\n\n\
+        --timeout SECS (default 30) is one deadline for the whole command. A namespace whose\n\
+        apply it interrupts is reported (and audited) as `unknown`: check it and rerun --apply.\n\
+        SIGINT or SIGTERM during --apply is audited as `unknown` too (exit 130 or 143).\n\n\
         Exit codes: 0 done, 1 a namespace failed or --verify was refused, 2 bad input.\n\n\
         Example:\n  flywheel arc secret --overlay ../jesssullivan-infra --dry-run --verify\n  \
         flywheel arc secret --overlay ../jesssullivan-infra --apply"
@@ -66,6 +69,9 @@ pub struct SecretArgs {
     /// kubeconfig context (default: substrate.cluster.context).
     #[arg(long, value_name = "NAME")]
     context: Option<String>,
+    /// One deadline in seconds for the whole command (--verify and --apply together).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    timeout: u64,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -154,6 +160,15 @@ fn run_secret(a: SecretArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    let budget = std::time::Duration::from_secs(a.timeout.clamp(1, 86_400));
+    // One deadline for everything this command sends, from here on.
+    let deadline = tokio::time::Instant::now() + budget;
+    let late = |what: &str| {
+        format!(
+            "{what}: no answer within the --timeout deadline ({}s)",
+            budget.as_secs()
+        )
+    };
     if a.verify {
         let base = crate::forge::github_api_url();
         let auth = flywheel_github::Auth::App {
@@ -161,11 +176,22 @@ fn run_secret(a: SecretArgs) -> u8 {
             installation_id: creds.installation_id,
             private_key: creds.private_key().clone(),
         };
-        match rt.block_on(flywheel_github::GitHub::connect(
-            &base,
-            Some(auth),
-            flywheel_github::Policy::default(),
-        )) {
+        let policy = flywheel_github::Policy {
+            budget,
+            ..Default::default()
+        };
+        let verified = rt.block_on(async {
+            tokio::time::timeout_at(
+                deadline,
+                flywheel_github::GitHub::connect(&base, Some(auth), policy),
+            )
+            .await
+        });
+        let verified = match verified {
+            Ok(r) => r.map_err(|e| e.message),
+            Err(_) => Err(late("exchanging the GitHub App token")),
+        };
+        match verified {
             Ok(_) => eprintln!(
                 "verified: app {} and installation {} accept this key (an installation token was issued and discarded)",
                 creds.app_id, creds.installation_id
@@ -208,27 +234,56 @@ fn run_secret(a: SecretArgs) -> u8 {
         }
     };
     let results = rt.block_on(async {
-        let cluster = flywheel_cluster::Cluster::connect(
-            context.as_deref(),
-            flywheel_cluster::Policy::default(),
-        )
-        .await?;
-        Ok::<_, flywheel_cluster::Error>(secret::apply(&cluster, &name, &creds).await)
+        let work = async {
+            let connect = flywheel_cluster::Cluster::connect(
+                context.as_deref(),
+                flywheel_cluster::Policy::default(),
+            );
+            // Connecting writes nothing: running out of time here is a plain failure.
+            let cluster = match tokio::time::timeout_at(deadline, connect).await {
+                Ok(c) => c.map_err(|e| e.message)?,
+                Err(_) => return Err(late("connecting to the cluster")),
+            };
+            Ok(secret::apply(&cluster, &name, &creds, deadline).await)
+        };
+        tokio::select! {
+            r = work => r.map_err(Stop::Failed),
+            signal = interrupted() => Err(Stop::Interrupted(signal)),
+        }
     });
     let results = match results {
         Ok(r) => r,
-        Err(e) => {
-            audit.finish(serde_json::json!({"error": e.message}));
+        Err(Stop::Interrupted((signal, code))) => {
+            audit.finish(serde_json::json!({"outcome": "unknown",
+                "reason": format!("interrupted by {signal} while applying; the Secrets may or may not have been written")}));
+            eprintln!(
+                "flywheel arc secret: interrupted by {signal}: whether arc-systems and arc-runners hold the new secret is unknown; rerun --apply"
+            );
+            return code;
+        }
+        Err(Stop::Failed(e)) => {
+            audit.finish(serde_json::json!({"outcome": "failed", "error": e}));
             eprintln!("flywheel arc secret: {e}; nothing was written");
             return exit::FOUND;
         }
     };
-    audit.finish(serde_json::json!(
-        results
+    let outcome = if results
+        .iter()
+        .any(|(_, r)| matches!(r, Applied::Unknown(_)))
+    {
+        "unknown"
+    } else if results.iter().any(|(_, r)| matches!(r, Applied::Failed(_))) {
+        "failed"
+    } else {
+        "applied"
+    };
+    audit.finish(serde_json::json!({
+        "outcome": outcome,
+        "namespaces": results
             .iter()
             .map(|(ns, r)| serde_json::json!({"namespace": ns, "applied": r}))
-            .collect::<Vec<_>>()
-    ));
+            .collect::<Vec<_>>(),
+    }));
     match a.format {
         Format::Text => {
             for (ns, r) in &results {
@@ -246,11 +301,14 @@ fn run_secret(a: SecretArgs) -> u8 {
             );
         }
     }
-    if results.iter().any(|(_, r)| matches!(r, Applied::Failed(_))) {
+    if outcome != "applied" {
         let held: Vec<String> = results
             .iter()
             .map(|(ns, r)| match r {
                 Applied::Failed(_) => format!("{ns} does not hold the new secret"),
+                Applied::Unknown(_) => format!(
+                    "whether {ns} holds it is unknown (check `kubectl -n {ns} get secret {name}`)"
+                ),
                 _ => format!("{ns} holds it"),
             })
             .collect();
@@ -261,6 +319,35 @@ fn run_secret(a: SecretArgs) -> u8 {
         return exit::FOUND;
     }
     exit::OK
+}
+
+/// Why an apply stopped before it had every namespace's result.
+enum Stop {
+    Failed(String),
+    Interrupted((&'static str, u8)),
+}
+
+/// Resolves when SIGINT or SIGTERM arrives: the signal's name and the exit
+/// code a shell gives it (128 + number). Never resolves when the handlers
+/// cannot be installed.
+async fn interrupted() -> (&'static str, u8) {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = ctrl_c => ("SIGINT", 130),
+                _ = term.recv() => ("SIGTERM", 143),
+            };
+        }
+    }
+    ctrl_c.await;
+    ("SIGINT", 130)
 }
 
 fn run_tofu(a: TofuArgs, apply: bool) -> u8 {

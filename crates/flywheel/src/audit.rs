@@ -4,6 +4,12 @@
 //!
 //! Where: `FLYWHEEL_AUDIT_LOG`, else `$XDG_STATE_HOME/flywheel/audit.jsonl`,
 //! else `~/.local/state/flywheel/audit.jsonl`.
+//!
+//! Every record passes the process-wide redactor (`flywheel_redact`) before
+//! it is written, so a credential a server echoed into an error never lands
+//! in the log. An intent is always followed by a result: an [`Audit`]
+//! dropped without [`Audit::finish`] (an early return, a panic, an
+//! interrupted command) records the outcome `unknown`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,6 +21,18 @@ pub struct Audit {
     path: PathBuf,
     id: String,
     action: &'static str,
+    finished: std::cell::Cell<bool>,
+}
+
+impl Drop for Audit {
+    fn drop(&mut self) {
+        if !self.finished.get() {
+            self.finish(json!({
+                "outcome": "unknown",
+                "reason": "the command ended before it recorded what the mutation did",
+            }));
+        }
+    }
 }
 
 fn default_path() -> Option<PathBuf> {
@@ -71,14 +89,21 @@ impl Audit {
         let path =
             default_path().ok_or("no audit log location: set FLYWHEEL_AUDIT_LOG (or HOME)")?;
         let id = format!("{}-{}", now_rfc3339(), std::process::id());
-        let audit = Audit { path, id, action };
+        let audit = Audit {
+            path,
+            id,
+            action,
+            finished: std::cell::Cell::new(true),
+        };
         audit.append(json!({"phase": "intent", "target": target}))?;
+        audit.finished.set(false);
         Ok(audit)
     }
 
     /// Writes the outcome record. A failure here is reported, the mutation
     /// already happened.
     pub fn finish(&self, outcome: Value) {
+        self.finished.set(true);
         if let Err(e) = self.append(json!({"phase": "result", "outcome": outcome})) {
             eprintln!("warning: {e}");
         }
@@ -105,6 +130,7 @@ impl Audit {
             .append(true)
             .open(&self.path)
             .map_err(fail)?;
+        flywheel_redact::redact_json(&mut event);
         let mut line = event.to_string();
         line.push('\n');
         f.write_all(line.as_bytes()).map_err(fail)?;
@@ -115,6 +141,57 @@ impl Audit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn records(path: &std::path::Path) -> Vec<Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn audit_at(path: &std::path::Path, target: Value) -> Audit {
+        let audit = Audit {
+            path: path.to_path_buf(),
+            id: "t".into(),
+            action: "test",
+            finished: std::cell::Cell::new(true),
+        };
+        audit
+            .append(json!({"phase": "intent", "target": target}))
+            .expect("intent");
+        audit.finished.set(false);
+        audit
+    }
+
+    #[test]
+    fn an_intent_without_a_result_is_closed_as_unknown() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = dir.path().join("audit.jsonl");
+        drop(audit_at(&log, json!({})));
+        let r = records(&log);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[1]["phase"], "result");
+        assert_eq!(r[1]["outcome"]["outcome"], "unknown");
+        let a = audit_at(&log, json!({}));
+        a.finish(json!({"applied": true}));
+        drop(a);
+        assert_eq!(records(&log).len(), 4, "finish then drop writes one result");
+    }
+
+    #[test]
+    fn records_are_redacted() {
+        flywheel_redact::register("audit-secret-token-value");
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = dir.path().join("audit.jsonl");
+        let a = audit_at(&log, json!({"url": "https://u:p@h/x"}));
+        a.finish(json!({"error": "server said Bearer audit-secret-token-value"}));
+        let text = std::fs::read_to_string(&log).expect("log");
+        assert!(
+            !text.contains("audit-secret-token-value") && !text.contains("u:p@"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {

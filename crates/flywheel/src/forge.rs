@@ -26,6 +26,12 @@ pub async fn github_from_env(policy: Policy) -> Result<GitHub, String> {
         .map_err(|e| e.message)
 }
 
+/// Exit-2 check before anything is sent: a credential variable with a
+/// control character would otherwise reach an HTTP header. Never prints it.
+pub fn check_credential_env() -> Result<(), String> {
+    flywheel_github::check_env(|k| std::env::var(k).ok()).map_err(|e| e.to_string())
+}
+
 /// The async runtime for one command.
 pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()

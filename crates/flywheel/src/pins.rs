@@ -30,7 +30,8 @@ pub enum PinsCommand {
         --core (git) or the GitHub API for core.repository (GITHUB_TOKEN / GH_TOKEN or the\n\
         GITHUB_APP_* variables; GITHUB_API_URL). Only the 40 hex characters of each pin\n\
         change: comments, order and quoting stay byte for byte. Each file is replaced\n\
-        atomically; if the second write fails the first is restored.\n\n\
+        atomically; if the second write fails the first is restored. --timeout SECS\n\
+        (default 30) bounds resolving REF.\n\n\
         Afterwards `flywheel preflight --offline --expected-core-ref <SHA>` passes core-pin\n\
         and core-ref.\n\n\
         Exit codes: 0 refreshed (or already there), 1 REF could not be resolved or a write\n\
@@ -47,6 +48,9 @@ pub enum PinsCommand {
         /// A core checkout to resolve REF with git.
         #[arg(long, value_name = "DIR", env = "GF_CORE_PATH")]
         core: Option<PathBuf>,
+        /// One deadline in seconds for resolving REF (git or the GitHub API).
+        #[arg(long, value_name = "SECS", default_value_t = 30)]
+        timeout: u64,
         #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -113,8 +117,9 @@ pub fn run(cmd: PinsCommand) -> u8 {
             overlay,
             to,
             core,
+            timeout,
             format,
-        } => refresh(&overlay, &to, core.as_deref(), format),
+        } => refresh(&overlay, &to, core.as_deref(), timeout, format),
     }
 }
 
@@ -161,7 +166,7 @@ fn show(overlay: &Path, format: Format) -> u8 {
     if agree { exit::OK } else { exit::FOUND }
 }
 
-fn refresh(overlay: &Path, to: &str, core: Option<&Path>, format: Format) -> u8 {
+fn refresh(overlay: &Path, to: &str, core: Option<&Path>, timeout: u64, format: Format) -> u8 {
     let p = match load(overlay) {
         Ok(p) => p,
         Err(e) => {
@@ -176,25 +181,46 @@ fn refresh(overlay: &Path, to: &str, core: Option<&Path>, format: Format) -> u8 
             return exit::USAGE;
         }
     };
+    let needs_api =
+        !(to.len() == 40 && to.bytes().all(|b| b.is_ascii_hexdigit())) && core.is_none();
+    if needs_api && let Err(e) = crate::forge::check_credential_env() {
+        eprintln!("flywheel pins refresh: {e}");
+        return exit::USAGE;
+    }
+    // One deadline for resolving REF, the GitHub connection included.
+    let budget = std::time::Duration::from_secs(timeout.clamp(1, 86_400));
     let resolved = rt.block_on(async {
-        let needs_api =
-            !(to.len() == 40 && to.bytes().all(|b| b.is_ascii_hexdigit())) && core.is_none();
-        let github = if needs_api {
-            crate::forge::github_from_env(flywheel_github::Policy::default()).await
-        } else {
-            Err("not needed".to_string())
+        let work = async {
+            let github = if needs_api {
+                let policy = flywheel_github::Policy {
+                    budget,
+                    ..Default::default()
+                };
+                crate::forge::github_from_env(policy).await
+            } else {
+                Err("not needed".to_string())
+            };
+            flywheel_preflight::resolve_ref(
+                to,
+                core,
+                github.as_ref().map_err(Clone::clone),
+                p.core_repo.as_deref(),
+            )
+            .await
         };
-        flywheel_preflight::resolve_ref(
-            to,
-            core,
-            github.as_ref().map_err(Clone::clone),
-            p.core_repo.as_deref(),
-        )
-        .await
+        tokio::time::timeout(budget, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "no answer within the --timeout deadline ({}s)",
+                    budget.as_secs()
+                ))
+            })
     });
     let resolved = match resolved {
         Ok(r) => r,
         Err(e) => {
+            let e = flywheel_redact::redact(&e);
             eprintln!("flywheel pins refresh: cannot resolve `{to}`: {e}; nothing changed");
             return exit::FOUND;
         }

@@ -162,6 +162,12 @@ pub fn run(args: PreflightArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    if !args.offline
+        && let Err(e) = crate::forge::check_credential_env()
+    {
+        eprintln!("flywheel preflight: {e}");
+        return exit::USAGE;
+    }
     let runtime = match crate::forge::runtime() {
         Ok(r) => r,
         Err(e) => {
@@ -209,7 +215,9 @@ pub fn run(args: PreflightArgs) -> u8 {
                     .create(true)
                     .append(true)
                     .open(&path)
-                    .and_then(|mut f| f.write_all(output::markdown(&result).as_bytes()));
+                    .and_then(|mut f| {
+                        f.write_all(flywheel_redact::redact(&output::markdown(&result)).as_bytes())
+                    });
                 if let Err(e) = appended {
                     eprintln!("flywheel preflight: cannot append to GITHUB_STEP_SUMMARY: {e}");
                 }
@@ -217,7 +225,9 @@ pub fn run(args: PreflightArgs) -> u8 {
             output::github_annotations(&result)
         }
     };
-    print!("{printed}");
+    // Every server string in the report (errors, names, URLs) passes the
+    // process-wide redactor: no credential the run holds is ever printed.
+    print!("{}", flywheel_redact::redact(&printed));
     if args.strict && result.fails_strict() {
         exit::FOUND
     } else {

@@ -294,7 +294,11 @@ async fn apply_writes_both_namespaces_then_reports_unchanged() {
             .unwrap_or("")
             .starts_with("<redacted sha256:")
     );
-    assert_eq!(audit[1]["outcome"][1]["applied"]["result"], "created");
+    assert_eq!(audit[1]["outcome"]["outcome"], "applied");
+    assert_eq!(
+        audit[1]["outcome"]["namespaces"][1]["applied"]["result"],
+        "created"
+    );
     let raw = std::fs::read_to_string(env.tmp.path().join("audit.jsonl")).expect("audit");
     assert_no_key_material(&Out {
         code: 0,
@@ -812,4 +816,390 @@ async fn apply_removes_a_leftover_token_and_kubectls_copy_of_old_data() {
         "{meta}"
     );
     assert!(!o.stdout.contains("Z2hwX29sZA"));
+}
+
+/// A GitHub that puts the request's `Authorization` header in every error.
+struct EchoAuthorization(u16);
+
+impl wiremock::Respond for EchoAuthorization {
+    fn respond(&self, req: &wiremock::Request) -> ResponseTemplate {
+        let auth = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        ResponseTemplate::new(self.0).set_body_json(json!({
+            "message": format!("Bad credentials (you sent Authorization: {auth})"),
+        }))
+    }
+}
+
+/// Not shaped like a GitHub token, so only the registry can catch them.
+const ECHO_TOKEN: &str = "tok-e2e-echoed-0123456789abcdef";
+const ECHO_INSTALLATION_TOKEN: &str = "inst-e2e-echoed-0123456789abcdef";
+/// The bearer token in every kubeconfig the test apiserver writes.
+const KUBE_TOKEN: &str = "flywheel-test-token";
+
+fn assert_no_credentials(what: &str, text: &str) {
+    for cred in [ECHO_TOKEN, ECHO_INSTALLATION_TOKEN, KUBE_TOKEN, "eyJ"] {
+        assert!(!text.contains(cred), "{what} holds `{cred}`:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_echoed_by_servers_never_reach_output_or_the_audit_log() {
+    let kube = TestApiServer::start().await;
+    kube.echo_credentials(true);
+    // Every kube request fails with a Status that quotes its bearer token.
+    kube.fail_next("", 403, 10_000);
+    let gh = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/app/installations/4242/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "token": ECHO_INSTALLATION_TOKEN, "expires_at": "2099-01-01T00:00:00Z"
+        })))
+        .mount(&gh)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/app/installations/999/access_tokens"))
+        .respond_with(EchoAuthorization(401))
+        .mount(&gh)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(EchoAuthorization(401))
+        .mount(&gh)
+        .await;
+    let mut env = Env::new("jesssullivan-infra");
+    let kc = kube.write_kubeconfig(env.tmp.path(), "honey");
+    env.set("KUBECONFIG", s(&kc));
+    env.set("GITHUB_API_URL", &gh.uri());
+    let overlay = s(&env.overlay).to_string();
+    let mut runs: Vec<(String, Out)> = Vec::new();
+
+    // The token from GITHUB_TOKEN, echoed by every GitHub read.
+    env.set("GITHUB_TOKEN", ECHO_TOKEN);
+    for format in ["text", "json", "github"] {
+        let o = env
+            .run(&["preflight", "--overlay", &overlay, "-o", format])
+            .await;
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        runs.push((format!("preflight -o {format}"), o));
+    }
+    let o = env
+        .run(&["pins", "refresh", "--overlay", &overlay, "--to", "main"])
+        .await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    runs.push(("pins refresh --to main".into(), o));
+
+    // The App: its JWT is echoed by the exchange for installation 999, the
+    // installation token of 4242 by every read after it.
+    env.set("GITHUB_TOKEN", "");
+    let o = env.run(&["preflight", "--overlay", &overlay]).await;
+    runs.push(("preflight (App)".into(), o));
+    let o = env
+        .run(&["pins", "refresh", "--overlay", &overlay, "--to", "main"])
+        .await;
+    runs.push(("pins refresh (App)".into(), o));
+    let o = env
+        .run(&[
+            "arc",
+            "secret",
+            "--apply",
+            "--verify",
+            "--overlay",
+            &overlay,
+        ])
+        .await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    runs.push(("arc secret --apply --verify".into(), o));
+    let o = env
+        .run(&[
+            "arc",
+            "secret",
+            "--apply",
+            "-o",
+            "json",
+            "--overlay",
+            &overlay,
+        ])
+        .await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    runs.push(("arc secret --apply -o json".into(), o));
+    env.set("GITHUB_APP_INSTALLATION_ID", "999");
+    let o = env
+        .run(&[
+            "arc",
+            "secret",
+            "--dry-run",
+            "--verify",
+            "--overlay",
+            &overlay,
+        ])
+        .await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    runs.push(("arc secret --verify (refused)".into(), o));
+
+    let mut echoed = 0;
+    for (what, o) in &runs {
+        assert_no_credentials(&format!("{what} stdout"), &o.stdout);
+        assert_no_credentials(&format!("{what} stderr"), &o.stderr);
+        echoed += (o.stdout.contains("Authorization: Bearer <redacted>")
+            || o.stderr.contains("Authorization: Bearer <redacted>")) as usize;
+    }
+    // The servers did echo: what they sent arrived, redacted, in most runs.
+    assert!(echoed >= 6, "only {echoed} runs saw the echo");
+    let audit = std::fs::read_to_string(env.tmp.path().join("audit.jsonl")).expect("audit");
+    assert!(audit.contains("<redacted>"), "{audit}");
+    assert_no_credentials("the audit log", &audit);
+    assert_eq!(kube.mutations(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_commands_end_by_their_timeout_and_an_interrupted_apply_is_unknown() {
+    let kube = TestApiServer::start().await;
+    kube.set_latency(std::time::Duration::from_secs(60));
+    let gh = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({}))
+                .set_delay(std::time::Duration::from_secs(60)),
+        )
+        .mount(&gh)
+        .await;
+    let mut env = Env::new("jesssullivan-infra");
+    let kc = kube.write_kubeconfig(env.tmp.path(), "honey");
+    env.set("KUBECONFIG", s(&kc));
+    env.set("GITHUB_API_URL", &gh.uri());
+    let overlay = s(&env.overlay).to_string();
+    let timed = |o: &Out, started: std::time::Instant| {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "took {:?}: {}",
+            started.elapsed(),
+            o.stderr
+        );
+    };
+
+    let started = std::time::Instant::now();
+    let o = env
+        .run(&[
+            "arc",
+            "secret",
+            "--apply",
+            "--timeout",
+            "2",
+            "--overlay",
+            &overlay,
+        ])
+        .await;
+    timed(&o, started);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(
+        o.stdout
+            .contains("arc-systems/github-app-secret-jesssullivan: UNKNOWN")
+            && o.stderr.contains("whether arc-systems holds it is unknown"),
+        "{}\n{}",
+        o.stdout,
+        o.stderr
+    );
+    let audit = env.audit();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert_eq!(audit[1]["phase"], "result");
+    assert_eq!(audit[1]["outcome"]["outcome"], "unknown", "{audit:?}");
+
+    let started = std::time::Instant::now();
+    let o = env
+        .run(&[
+            "arc",
+            "secret",
+            "--dry-run",
+            "--verify",
+            "--timeout",
+            "2",
+            "--overlay",
+            &overlay,
+        ])
+        .await;
+    timed(&o, started);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("--verify failed"), "{}", o.stderr);
+    assert!(!o.stderr.contains("SendRequest"), "{}", o.stderr);
+
+    env.set("GITHUB_TOKEN", ECHO_TOKEN);
+    let started = std::time::Instant::now();
+    let o = env
+        .run(&[
+            "pins",
+            "refresh",
+            "--overlay",
+            &overlay,
+            "--to",
+            "main",
+            "--timeout",
+            "2",
+        ])
+        .await;
+    timed(&o, started);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("nothing changed") && !o.stderr.contains("SendRequest"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_with_a_control_character_is_exit_2_and_never_printed() {
+    let mut env = Env::new("jesssullivan-infra");
+    let overlay = s(&env.overlay).to_string();
+    for name in ["GITHUB_TOKEN", "GH_TOKEN"] {
+        env.set(name, "ghp_Leaked0123\nx");
+        for args in [
+            vec!["preflight", "--overlay", &overlay],
+            vec!["pins", "refresh", "--overlay", &overlay, "--to", "main"],
+        ] {
+            let o = env.run(&args).await;
+            assert_eq!(o.code, 2, "{args:?}: {}", o.stderr);
+            assert!(
+                o.stderr
+                    .contains(&format!("{name} contains a control character")),
+                "{}",
+                o.stderr
+            );
+            assert!(!o.stderr.contains("Leaked") && !o.stdout.contains("Leaked"));
+        }
+        env.set(name, "");
+    }
+    env.set("GITHUB_APP_INSTALLATION_ID", "42\r42");
+    let o = env
+        .run(&["arc", "secret", "--dry-run", "--overlay", &overlay])
+        .await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("GITHUB_APP_INSTALLATION_ID contains a control character"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_file_that_lost_its_newlines_is_named_and_not_printed() {
+    let mut env = Env::new("jesssullivan-infra");
+    let key = std::fs::read_to_string(key_path()).expect("key");
+    let one_line = env.tmp.path().join("one-line.pem");
+    std::fs::write(
+        &one_line,
+        key.split_whitespace().collect::<Vec<_>>().join(" ") + "\n",
+    )
+    .expect("write");
+    set_mode(&one_line, 0o600);
+    env.set("GITHUB_APP_PRIVATE_KEY_PATH", s(&one_line));
+    let overlay = s(&env.overlay).to_string();
+    // Env::run asserts no line of the key's body is in the output.
+    let o = env
+        .run(&["arc", "secret", "--dry-run", "--overlay", &overlay])
+        .await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("one-line PEM (its newlines were lost"),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains("MII"), "{}", o.stderr);
+    let weak = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/test-rsa-1024.pem");
+    let weak_copy = env.tmp.path().join("weak.pem");
+    std::fs::copy(&weak, &weak_copy).expect("copy");
+    set_mode(&weak_copy, 0o600);
+    env.set("GITHUB_APP_PRIVATE_KEY_PATH", s(&weak_copy));
+    let o = env
+        .run(&["arc", "secret", "--dry-run", "--overlay", &overlay])
+        .await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("1024-bit RSA key is too weak"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_answer_is_unknown_in_the_preflight_not_an_abort() {
+    let kube = TestApiServer::start().await;
+    kube.pad_responses(flywheel_cluster::MAX_BODY + 1);
+    let gh = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            vec![b' '; flywheel_github::MAX_BODY + 1],
+            "application/json",
+        ))
+        .mount(&gh)
+        .await;
+    let mut env = Env::new("jesssullivan-infra");
+    let kc = kube.write_kubeconfig(env.tmp.path(), "honey");
+    env.set("KUBECONFIG", s(&kc));
+    env.set("GITHUB_API_URL", &gh.uri());
+    env.set("GITHUB_TOKEN", ECHO_TOKEN);
+    let overlay = s(&env.overlay).to_string();
+    let o = env
+        .run(&["preflight", "--overlay", &overlay, "-o", "json"])
+        .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let report: serde_json::Value = serde_json::from_str(&o.stdout).expect("json");
+    let status = |id: &str| {
+        report["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["id"] == id))
+            .map(|c| c["status"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(status("scale-sets"), "unknown", "{}", o.stdout);
+    assert_eq!(status("core-read-credential"), "unknown", "{}", o.stdout);
+    assert!(o.stdout.contains("larger than 32 MiB"), "{}", o.stdout);
+    assert!(o.stdout.contains("larger than 8 MiB"), "{}", o.stdout);
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_interrupted_by_sigint_is_audited_as_unknown() {
+    let kube = TestApiServer::start().await;
+    kube.set_latency(std::time::Duration::from_secs(60));
+    let mut env = Env::new("jesssullivan-infra");
+    let kc = kube.write_kubeconfig(env.tmp.path(), "honey");
+    env.set("KUBECONFIG", s(&kc));
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_flywheel"));
+    cmd.args(["arc", "secret", "--apply", "--overlay", s(&env.overlay)])
+        .current_dir(env.tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("spawn");
+    let pid = child.id().expect("pid");
+    // Wait until the apply has reached the (silent) apiserver.
+    for _ in 0..100 {
+        if !kube.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!kube.requests().is_empty(), "the apply never started");
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let o = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("exits soon after SIGINT")
+        .expect("output");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    let audit = env.audit();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert_eq!(audit[1]["outcome"]["outcome"], "unknown", "{audit:?}");
 }
