@@ -2,8 +2,11 @@
 //! appended and flushed to disk before the mutation runs. No record, no
 //! mutation: when the intent cannot be written, the command changes nothing.
 //!
-//! Where: `FLYWHEEL_AUDIT_LOG`, else `$XDG_STATE_HOME/flywheel/audit.jsonl`,
-//! else `~/.local/state/flywheel/audit.jsonl`.
+//! Where: the store's hash-chained `audit_records` when `FLYWHEEL_DATABASE_URL`
+//! is set (the same log `flywheel serve` writes and `flywheel audit verify`
+//! checks); else `FLYWHEEL_AUDIT_LOG`, else `$XDG_STATE_HOME/flywheel/audit.jsonl`
+//! (a relative `XDG_STATE_HOME` is ignored, as the XDG spec says), else
+//! `~/.local/state/flywheel/audit.jsonl`.
 //!
 //! Every record passes the process-wide redactor (`flywheel_redact`) before
 //! it is written, so a credential a server echoed into an error never lands
@@ -13,12 +16,17 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+/// Where records go.
+enum Sink {
+    File(PathBuf),
+    Store(String),
+}
+
 pub struct Audit {
-    path: PathBuf,
+    sink: Sink,
     id: String,
     action: &'static str,
     finished: std::cell::Cell<bool>,
@@ -42,38 +50,17 @@ fn default_path() -> Option<PathBuf> {
     }
     let state = var("XDG_STATE_HOME")
         .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
         .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
     Some(state.join("flywheel/audit.jsonl"))
 }
 
 /// `2026-11-27T15:04:05Z` from the system clock.
 fn now_rfc3339() -> String {
-    rfc3339(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    )
-}
-
-fn rfc3339(secs: u64) -> String {
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 fn actor() -> String {
@@ -86,11 +73,15 @@ fn actor() -> String {
 impl Audit {
     /// Writes the intent record; `Err` means the mutation must not run.
     pub fn begin(action: &'static str, target: Value) -> Result<Audit, String> {
-        let path =
-            default_path().ok_or("no audit log location: set FLYWHEEL_AUDIT_LOG (or HOME)")?;
+        let sink = match std::env::var("FLYWHEEL_DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => Sink::Store(url),
+            _ => Sink::File(
+                default_path().ok_or("no audit log location: set FLYWHEEL_AUDIT_LOG (or HOME)")?,
+            ),
+        };
         let id = format!("{}-{}", now_rfc3339(), std::process::id());
         let audit = Audit {
-            path,
+            sink,
             id,
             action,
             finished: std::cell::Cell::new(true),
@@ -110,31 +101,92 @@ impl Audit {
     }
 
     fn append(&self, mut event: Value) -> Result<(), String> {
+        flywheel_redact::redact_json(&mut event);
+        let path = match &self.sink {
+            Sink::File(p) => p,
+            Sink::Store(url) => return self.append_store(url, &event),
+        };
         if let Some(m) = event.as_object_mut() {
             m.insert("at".into(), json!(now_rfc3339()));
             m.insert("id".into(), json!(self.id));
             m.insert("action".into(), json!(self.action));
             m.insert("actor".into(), json!(actor()));
         }
-        let fail = |e: std::io::Error| {
-            format!(
-                "cannot write the audit record to {}: {e}",
-                self.path.display()
-            )
-        };
-        if let Some(dir) = self.path.parent() {
+        let fail =
+            |e: std::io::Error| format!("cannot write the audit record to {}: {e}", path.display());
+        if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(fail)?;
         }
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.path)
+            .open(path)
             .map_err(fail)?;
-        flywheel_redact::redact_json(&mut event);
         let mut line = event.to_string();
         line.push('\n');
         f.write_all(line.as_bytes()).map_err(fail)?;
         f.sync_all().map_err(fail)
+    }
+
+    /// One record into the store's chain, on a thread of its own (the
+    /// caller may already be inside an async runtime).
+    fn append_store(&self, url: &str, event: &Value) -> Result<(), String> {
+        let phase = if event["phase"] == "intent" {
+            flywheel_store::Phase::Intent
+        } else {
+            flywheel_store::Phase::Result
+        };
+        let (outcome, after) = match phase {
+            flywheel_store::Phase::Intent => ("pending".to_string(), event["target"].clone()),
+            flywheel_store::Phase::Result => {
+                let o = &event["outcome"];
+                let word = o["outcome"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| match o.get("applied").and_then(Value::as_bool) {
+                        Some(true) => "ok".into(),
+                        Some(false) => "failed".into(),
+                        None if o.get("error").is_some() => "failed".into(),
+                        None => "ok".into(),
+                    });
+                (word, o.clone())
+            }
+        };
+        let rec = flywheel_store::NewRecord {
+            actor: format!("cli:{}", actor()),
+            role: "cli".into(),
+            auth_method: "cli".into(),
+            action: self.action.to_string(),
+            target: event["target"]
+                .as_object()
+                .and_then(|t| t.values().find_map(Value::as_str))
+                .unwrap_or(self.action)
+                .to_string(),
+            outcome,
+            request_id: self.id.clone(),
+            before: Value::Null,
+            after,
+        };
+        let url = url.to_string();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start the audit writer: {e}"))?;
+                rt.block_on(async {
+                    let store = flywheel_store::Store::open(&url)
+                        .await
+                        .map_err(|e| format!("cannot write the audit record to the store: {e}"))?;
+                    let r = store.audit_append(phase, &rec).await;
+                    store.close().await;
+                    r.map(|_| ())
+                        .map_err(|e| format!("cannot write the audit record to the store: {e}"))
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| Err("the audit writer failed".into()))
+        })
     }
 }
 
@@ -152,7 +204,7 @@ mod tests {
 
     fn audit_at(path: &std::path::Path, target: Value) -> Audit {
         let audit = Audit {
-            path: path.to_path_buf(),
+            sink: Sink::File(path.to_path_buf()),
             id: "t".into(),
             action: "test",
             finished: std::cell::Cell::new(true),
@@ -194,10 +246,9 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_are_rfc3339_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+    fn timestamps_are_rfc3339_utc_seconds() {
+        let t = now_rfc3339();
+        assert!(t.parse::<jiff::Timestamp>().is_ok(), "{t}");
+        assert!(t.ends_with('Z') && t.len() == 20, "{t}");
     }
 }

@@ -142,3 +142,65 @@ fn a_tampered_chain_fails_verify_naming_the_record() {
     assert_eq!(v.status.code(), Some(1), "{}", out(&v));
     assert!(out(&v).contains("broken at record 2"), "{}", out(&v));
 }
+
+#[test]
+fn cli_mutations_audit_into_the_store_when_a_database_is_given() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite://{}", dir.path().join("fw.db").display());
+    let overlay = dir.path().join("tiny");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/overlays/tinyland-infra");
+    for rel in ["config/organization.yaml", "MODULE.bazel"] {
+        let to = overlay.join(rel);
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(src.join(rel), &to).expect("copy");
+    }
+    let jsonl = dir.path().join("audit.jsonl");
+    let sha = "1111111111111111111111111111111111111111";
+    let o = Command::new(env!("CARGO_BIN_EXE_flywheel"))
+        .args(["pins", "refresh", "--to", sha, "--overlay"])
+        .arg(&overlay)
+        .env("FLYWHEEL_DATABASE_URL", &db)
+        .env("FLYWHEEL_AUDIT_LOG", &jsonl)
+        .env("USER", "tester")
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        !jsonl.exists(),
+        "wrote the JSON-lines file instead of the store"
+    );
+    let export = flywheel(&db, &["audit", "export"]);
+    let lines: Vec<serde_json::Value> = out(&export)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("jsonl"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", out(&export));
+    assert_eq!(lines[0]["phase"], "intent");
+    assert_eq!(lines[0]["actor"], "cli:tester");
+    assert_eq!(lines[1]["phase"], "result");
+    assert_eq!(flywheel(&db, &["audit", "verify"]).status.code(), Some(0));
+
+    // A store that cannot be written: nothing changes (no record, no mutation).
+    let before = std::fs::read_to_string(overlay.join("MODULE.bazel")).expect("read");
+    let o = Command::new(env!("CARGO_BIN_EXE_flywheel"))
+        .args([
+            "pins",
+            "refresh",
+            "--to",
+            "2222222222222222222222222222222222222222",
+            "--overlay",
+        ])
+        .arg(&overlay)
+        .env(
+            "FLYWHEEL_DATABASE_URL",
+            "postgres://flywheel@127.0.0.1:1/none",
+        )
+        .output()
+        .expect("run");
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(overlay.join("MODULE.bazel")).expect("read"),
+        before
+    );
+}
