@@ -62,6 +62,41 @@ fn module_bazel_errors_have_lines() {
     assert!(err.message.contains("no `commit`"), "{err}");
 }
 
+/// 6,000 `[` in 12 KB overflowed the stack inside the Starlark parser and
+/// aborted `pins show`, `pins refresh` and `preflight`.
+#[test]
+fn deeply_nested_module_bazel_is_refused_before_parsing() {
+    let p = Path::new("MODULE.bazel");
+    let text = format!("x = {}{}\n", "[".repeat(6000), "]".repeat(6000));
+    let err = find_core_pin(p, &text, "attic-iac").expect_err("too deep");
+    assert_eq!(
+        err.to_string(),
+        "MODULE.bazel:1:69: brackets nested more than 64 deep; flywheel does not read Starlark this deep (a MODULE.bazel needs a few levels)"
+    );
+    // Mixed brackets on many lines: the place is the 65th opening one.
+    let mut text = String::from("git_override(\n");
+    for _ in 0..100 {
+        text.push_str("  ({\n");
+    }
+    let err = find_core_pin(p, &text, "attic-iac").expect_err("too deep");
+    assert_eq!((err.pos.line, err.pos.column), (33, 4));
+}
+
+#[test]
+fn brackets_in_strings_and_comments_do_not_count_as_nesting() {
+    let p = Path::new("MODULE.bazel");
+    let deep = "[".repeat(500);
+    let text = format!(
+        "# {deep}\nx = \"{deep}\"\ny = '{deep}\\'{deep}'\nz = \"\"\"\n{deep}\n\"\"\"\ngit_override(module_name = \"a\", commit = \"{}\")\n",
+        "a".repeat(40)
+    );
+    let pin = find_core_pin(p, &text, "a").expect("parses").expect("pin");
+    assert_eq!(pin.commit, "a".repeat(40));
+    // 64 levels are read.
+    let ok = format!("x = {}{}\n", "[".repeat(64), "]".repeat(64));
+    assert!(find_core_pin(p, &ok, "a").expect("64 deep").is_none());
+}
+
 #[test]
 fn tfvars_deploy_only_enabled_lanes_and_every_extra_set() {
     let (p, text) = example(
