@@ -67,10 +67,11 @@ pub fn load(get: impl Fn(&str) -> Option<String>) -> Result<(AppCredentials, Vec
     let app_id = positive("GITHUB_APP_ID")?;
     let installation_id = positive("GITHUB_APP_INSTALLATION_ID")?;
     let key_path = PathBuf::from(var("GITHUB_APP_PRIVATE_KEY_PATH")?);
-    let key = std::fs::read_to_string(&key_path).map_err(|e| {
+    let key = flywheel_fs::read(&key_path, flywheel_fs::Kind::KeyFile).map_err(|e| {
         format!(
-            "GITHUB_APP_PRIVATE_KEY_PATH {}: cannot read: {e}",
-            flywheel_github::shown_path(&key_path)
+            "GITHUB_APP_PRIVATE_KEY_PATH {}: {}",
+            flywheel_github::shown_path(&key_path),
+            e.reason()
         )
     })?;
     validate_key(&key_path, &key)?;

@@ -1,6 +1,5 @@
 //! Parallel walk and per-file dispatch.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +8,7 @@ use ignore::{WalkBuilder, WalkState};
 
 use crate::labels::{self, Ctx};
 use crate::text;
-use crate::{Report, Rules, Violation};
+use crate::{Report, Rules, Skipped, Violation};
 
 #[derive(Clone, Debug, Default)]
 pub struct ScanOptions {
@@ -90,7 +89,12 @@ pub struct ScanError {
 
 impl std::fmt::Display for ScanError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.message)
+        if self.path.as_os_str().is_empty() {
+            // Never `: message` with nothing before the colon.
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        }
     }
 }
 
@@ -127,6 +131,7 @@ pub fn scan(rules: &Rules, paths: &[PathBuf], options: &ScanOptions) -> Result<R
 
     let files = AtomicUsize::new(0);
     let found: Mutex<Vec<Violation>> = Mutex::new(Vec::new());
+    let skipped: Mutex<Vec<Skipped>> = Mutex::new(Vec::new());
     let failed: Mutex<Option<ScanError>> = Mutex::new(None);
     builder.build_parallel().run(|| {
         let mut buf = Vec::with_capacity(64 * 1024);
@@ -134,6 +139,7 @@ pub fn scan(rules: &Rules, paths: &[PathBuf], options: &ScanOptions) -> Result<R
         let files = &files;
         let found = &found;
         let failed = &failed;
+        let skipped = &skipped;
         let skip = &skip;
         Box::new(move |entry| {
             let entry = match entry {
@@ -141,15 +147,27 @@ pub fn scan(rules: &Rules, paths: &[PathBuf], options: &ScanOptions) -> Result<R
                 Err(e) => {
                     // Unreadable directory entries are reported, not ignored.
                     if let Ok(mut f) = failed.lock() {
-                        f.get_or_insert(ScanError {
-                            path: PathBuf::new(),
-                            message: e.to_string(),
-                        });
+                        f.get_or_insert(walk_error(&e));
                     }
                     return WalkState::Quit;
                 }
             };
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
+            let Some(file_type) = entry.file_type() else {
+                return WalkState::Continue;
+            };
+            // Folders are walked and symlinks are not followed (the walker's
+            // policy); anything else that is not a regular file (a FIFO, a
+            // device, a socket) is passed over with a warning, never opened.
+            if !file_type.is_file() {
+                if !file_type.is_dir()
+                    && !file_type.is_symlink()
+                    && let Ok(mut s) = skipped.lock()
+                {
+                    s.push(Skipped {
+                        file: shown(entry.path()),
+                        reason: "not a regular file (a FIFO, device or socket); not scanned".into(),
+                    });
+                }
                 return WalkState::Continue;
             }
             let path = entry.path();
@@ -159,12 +177,23 @@ pub fn scan(rules: &Rules, paths: &[PathBuf], options: &ScanOptions) -> Result<R
             {
                 return WalkState::Continue;
             }
-            buf.clear();
-            if let Err(e) = std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut buf)) {
+            if let Err(e) = flywheel_fs::read_bytes_into(path, flywheel_fs::Kind::Scanned, &mut buf)
+            {
+                // Replaced by a FIFO or device since the walk saw it, or
+                // over the size limit: passed over with a warning.
+                if e.is_not_regular() || e.is_too_large() {
+                    if let Ok(mut s) = skipped.lock() {
+                        s.push(Skipped {
+                            file: shown(path),
+                            reason: format!("{}; not scanned", e.reason()),
+                        });
+                    }
+                    return WalkState::Continue;
+                }
                 if let Ok(mut f) = failed.lock() {
                     f.get_or_insert(ScanError {
                         path: path.to_path_buf(),
-                        message: e.to_string(),
+                        message: e.reason(),
                     });
                 }
                 return WalkState::Quit;
@@ -185,11 +214,72 @@ pub fn scan(rules: &Rules, paths: &[PathBuf], options: &ScanOptions) -> Result<R
         return Err(e);
     }
     let mut violations = found.into_inner().unwrap_or_default();
+    let mut skipped = skipped.into_inner().unwrap_or_default();
+    skipped.sort_by(|a, b| a.file.cmp(&b.file));
     violations.sort_by(|a, b| {
         (&a.file, a.line, a.column, a.rule).cmp(&(&b.file, b.line, b.column, b.rule))
     });
     Ok(Report {
         files_scanned: files.into_inner(),
         violations,
+        skipped,
     })
+}
+
+/// A path as reports show it (without a leading `./`).
+fn shown(path: &Path) -> String {
+    let name = path.to_string_lossy();
+    name.strip_prefix("./").unwrap_or(&name).to_string()
+}
+
+/// A walk error with the path it happened at (the walker wraps the I/O
+/// error in layers that carry the path, the depth, or a symlink loop).
+fn walk_error(e: &ignore::Error) -> ScanError {
+    match e {
+        ignore::Error::WithPath { path, err } => {
+            let mut inner = walk_error(err);
+            if inner.path.as_os_str().is_empty() {
+                inner.path.clone_from(path);
+            }
+            inner
+        }
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            walk_error(err)
+        }
+        ignore::Error::Loop { ancestor, child } => ScanError {
+            path: child.clone(),
+            message: format!("symlink loop back to {}", ancestor.display()),
+        },
+        ignore::Error::Io(io) => ScanError {
+            path: PathBuf::new(),
+            message: format!("cannot read: {io}"),
+        },
+        other => ScanError {
+            path: PathBuf::new(),
+            message: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unreadable folder printed `cannot scan : /path` (empty path, the
+    /// path buried in the message): the path now leads the message.
+    #[test]
+    fn a_walk_error_names_its_path() {
+        let io = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let e = ignore::Error::WithDepth {
+            depth: 1,
+            err: Box::new(ignore::Error::WithPath {
+                path: PathBuf::from("/srv/private"),
+                err: Box::new(ignore::Error::Io(io)),
+            }),
+        };
+        let shown = walk_error(&e).to_string();
+        assert_eq!(shown, "/srv/private: cannot read: permission denied");
+        let bare = walk_error(&ignore::Error::Io(std::io::Error::other("boom"))).to_string();
+        assert!(!bare.starts_with(':'), "{bare}");
+    }
 }
