@@ -45,13 +45,35 @@ fn kind_of(path: &Path) -> Kind {
 /// Checks one file's contents; `file` is the name reported and decides
 /// whether it is a workflow or `.gitlab-ci.yml`. Binary content is skipped.
 pub fn scan_text(rules: &Rules, file: &str, bytes: &[u8], out: &mut Vec<Violation>) {
+    let kind = kind_of(Path::new(file));
+    // A workflow in another encoding must not pass as "binary, skipped":
+    // its labels would go unchecked without a word.
+    if kind != Kind::Text
+        && let Some(problem) = flywheel_fs::utf8_problem(bytes)
+    {
+        let pos = match problem {
+            flywheel_fs::Problem::InvalidUtf8 { line, column, .. } => flywheel_yaml::Pos {
+                line: u32::try_from(line).unwrap_or(u32::MAX),
+                column: u32::try_from(column).unwrap_or(u32::MAX),
+            },
+            _ => flywheel_yaml::Pos { line: 1, column: 1 },
+        };
+        let message = problem
+            .encoding_message()
+            .unwrap_or_else(|| "not UTF-8".into());
+        let e = flywheel_yaml::SyntaxError {
+            pos,
+            message: format!("the file {message}; save it as UTF-8"),
+        };
+        out.push(labels::unparseable(file, &e));
+        return;
+    }
     if memchr::memchr(0, bytes).is_some() {
         return;
     }
     if !text::file_allows_all(bytes) {
         text::out_of_contract(rules, file, bytes, out);
     }
-    let kind = kind_of(Path::new(file));
     if kind == Kind::Text {
         return;
     }

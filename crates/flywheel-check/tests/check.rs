@@ -478,3 +478,44 @@ fn a_label_the_contract_marks_proof_only_warns_instead_of_failing() {
     );
     assert_eq!(out[0].severity, Severity::Warning);
 }
+
+/// A UTF-16 workflow has NUL bytes and was skipped as binary; a Latin-1 one
+/// was skipped as not UTF-8: either way its `runs-on` went unchecked without a
+/// word. Both are now `unparseable`, saying which encoding and where.
+#[test]
+fn a_workflow_in_another_encoding_is_reported_not_skipped() {
+    let text = "jobs:\n  a:\n    runs-on: self-hosted\n";
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    let mut out = Vec::new();
+    scan_text(&rules(), ".github/workflows/ci.yml", &utf16, &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].rule, "unparseable");
+    assert!(
+        out[0]
+            .message
+            .contains("the file is UTF-16 (little-endian, with byte-order mark) text, not UTF-8; save it as UTF-8"),
+        "{}",
+        out[0].message
+    );
+    let mut out = Vec::new();
+    scan_text(
+        &rules(),
+        ".github/workflows/ci.yml",
+        b"name: caf\xe9\njobs: {}\n",
+        &mut out,
+    );
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!((out[0].line, out[0].column), (1, 10));
+    assert!(
+        out[0]
+            .message
+            .contains("is not valid UTF-8 (first bad byte at offset 9)"),
+        "{}",
+        out[0].message
+    );
+    // Other binary files are still skipped quietly.
+    let mut out = Vec::new();
+    scan_text(&rules(), "docs/image.png", &utf16, &mut out);
+    assert!(out.is_empty());
+}

@@ -105,6 +105,20 @@ pub enum Problem {
     },
 }
 
+impl Problem {
+    /// An encoding problem in words, without a path: `is UTF-16 (...) text,
+    /// not UTF-8` or `is not valid UTF-8 (first bad byte at offset N)`.
+    pub fn encoding_message(&self) -> Option<String> {
+        match self {
+            Problem::Encoding(enc) => Some(format!("is {enc} text, not UTF-8")),
+            Problem::InvalidUtf8 { offset, .. } => Some(format!(
+                "is not valid UTF-8 (first bad byte at offset {offset})"
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// A file that could not be read; its `Display` names the path.
 #[derive(Debug)]
 pub struct ReadError {
@@ -325,20 +339,28 @@ pub fn foreign_encoding(bytes: &[u8]) -> Option<&'static str> {
 }
 
 fn decode(bytes: Vec<u8>) -> Result<String, Problem> {
-    if let Some(enc) = foreign_encoding(&bytes) {
-        return Err(Problem::Encoding(enc));
+    if let Some(p) = utf8_problem(&bytes) {
+        return Err(p);
     }
-    String::from_utf8(bytes).map_err(|e| {
-        let offset = e.utf8_error().valid_up_to();
-        let good = &e.as_bytes()[..offset];
-        // `good` is valid UTF-8 by construction.
-        let good = std::str::from_utf8(good).unwrap_or_default();
-        let line_start = good.rfind('\n').map_or(0, |i| i + 1);
-        Problem::InvalidUtf8 {
-            line: good.matches('\n').count() + 1,
-            column: good[line_start..].chars().count() + 1,
-            offset,
-        }
+    String::from_utf8(bytes).map_err(|_| Problem::Encoding("not UTF-8"))
+}
+
+/// Why `bytes` is not UTF-8 text (another encoding by name, or the place of
+/// the first bad byte); `None` when it is. For callers holding bytes already
+/// (the scanner).
+pub fn utf8_problem(bytes: &[u8]) -> Option<Problem> {
+    if let Some(enc) = foreign_encoding(bytes) {
+        return Some(Problem::Encoding(enc));
+    }
+    let e = std::str::from_utf8(bytes).err()?;
+    let offset = e.valid_up_to();
+    // The prefix is valid UTF-8 by construction.
+    let good = std::str::from_utf8(&bytes[..offset]).unwrap_or_default();
+    let line_start = good.rfind('\n').map_or(0, |i| i + 1);
+    Some(Problem::InvalidUtf8 {
+        line: good.matches('\n').count() + 1,
+        column: good[line_start..].chars().count() + 1,
+        offset,
     })
 }
 
