@@ -203,3 +203,27 @@ proptest! {
         }
     }
 }
+
+/// Deep nesting is refused by the parser (256 levels), never a stack overflow
+/// in the tree, its drop, or serde over it.
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    for text in [
+        "[".repeat(100_000),
+        format!("{}{}", "[".repeat(300), "]".repeat(300)),
+        "a:\n".repeat(1),
+        (0..300)
+            .map(|i| format!("{}- \n", "  ".repeat(i)))
+            .collect::<String>(),
+        "{a: ".repeat(50_000),
+    ] {
+        match parse(&text) {
+            Ok(node) => {
+                let _ = from_node::<Doc>(&node, "");
+            }
+            Err(e) => assert!(e.pos.line >= 1, "{e}"),
+        }
+    }
+    let err = parse(&format!("{}{}", "[".repeat(300), "]".repeat(300))).expect_err("deep");
+    assert!(err.message.contains("recursion limit"), "{err}");
+}
