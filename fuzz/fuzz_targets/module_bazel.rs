@@ -6,5 +6,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = flywheel_overlay::find_core_pin(std::path::Path::new("MODULE.bazel"), text, "attic-iac");
+    let _ =
+        flywheel_overlay::find_core_pin(std::path::Path::new("MODULE.bazel"), text, "attic-iac");
 });

@@ -9,7 +9,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(docs) = flywheel_yaml::parse_all(text) {
         for doc in &docs {
             // Any shape through serde: a map of anything, then the tree as a string-keyed value.
-            let _ = flywheel_yaml::from_node::<std::collections::BTreeMap<String, Vec<String>>>(doc, "");
+            let _ = flywheel_yaml::from_node::<std::collections::BTreeMap<String, Vec<String>>>(
+                doc, "",
+            );
             let _ = flywheel_yaml::from_node::<Option<Vec<Option<u64>>>>(doc, "");
         }
     }

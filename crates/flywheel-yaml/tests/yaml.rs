@@ -211,7 +211,7 @@ fn deep_nesting_is_an_error_not_a_crash() {
     for text in [
         "[".repeat(100_000),
         format!("{}{}", "[".repeat(300), "]".repeat(300)),
-        "a:\n".repeat(1),
+        "a:\n".repeat(20_000),
         (0..300)
             .map(|i| format!("{}- \n", "  ".repeat(i)))
             .collect::<String>(),
