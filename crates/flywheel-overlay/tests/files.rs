@@ -256,6 +256,16 @@ proptest! {
         let _ = find_core_pin(Path::new("MODULE.bazel"), &text, "attic-iac");
     }
 
+    /// HCL bracket and template soup: the depth pre-scan and hcl-edit never
+    /// panic, and no input takes long (the pre-scan caps the backtracking).
+    #[test]
+    fn hcl_bracket_soup_never_crashes_or_stalls(text in "[\\[\\](){}\"$%#/*<a=+\\n]{0,400}") {
+        let start = std::time::Instant::now();
+        let _ = load_tfvars(Path::new("x.tfvars"), &text);
+        let _ = load_backend(Path::new("b.hcl"), &text);
+        prop_assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    }
+
     #[test]
     fn parsers_never_panic_on_mutated_examples(cut in 0usize..4000, insert in "[ a-z=\"{}()\\[\\],#\\n]{0,8}") {
         for (overlay, rel) in [
