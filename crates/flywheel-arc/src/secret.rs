@@ -111,9 +111,6 @@ fn loose_mode(_: &Path) -> Option<u32> {
 /// The smallest RSA key accepted (GitHub issues 2048-bit App keys).
 pub const MIN_RSA_BITS: usize = 2048;
 
-/// A key file larger than this is not a key file.
-const MAX_KEY_FILE: u64 = 64 << 10;
-
 /// Reads a key file as text: a regular file of at most 64 KiB, UTF-8
 /// without a byte-order mark. Errors name the file, never its content.
 pub fn read_key_file(path: &Path) -> Result<String, String> {
@@ -121,18 +118,10 @@ pub fn read_key_file(path: &Path) -> Result<String, String> {
         "GITHUB_APP_PRIVATE_KEY_PATH {}",
         flywheel_github::shown_path(path)
     );
-    let meta = std::fs::metadata(path).map_err(|e| format!("{what}: cannot read: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{what}: not a regular file"));
-    }
-    if meta.len() > MAX_KEY_FILE {
-        return Err(format!(
-            "{what}: {} bytes is too large for a private key file (at most {} KiB)",
-            meta.len(),
-            MAX_KEY_FILE >> 10
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("{what}: cannot read: {e}"))?;
+    // The one bounded reader: a regular file only (a FIFO or device is
+    // refused, never waited on), within the key-file size limit.
+    let bytes = flywheel_fs::read_bytes(path, flywheel_fs::Kind::KeyFile)
+        .map_err(|e| format!("{what}: {}", e.reason()))?;
     if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
         return Err(format!(
             "{what}: is UTF-16 text; save the key as plain ASCII (e.g. `iconv -f UTF-16 -t ASCII`)"

@@ -43,6 +43,21 @@ pub struct Violation {
 pub struct Report {
     pub files_scanned: usize,
     pub violations: Vec<Violation>,
+    /// Files not scanned, with why (not a regular file, over the size limit).
+    pub skipped: Vec<Skipped>,
+}
+
+/// A file the scan passed over; `reason` says why and names the limit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub file: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.file, self.reason)
+    }
 }
 
 impl Report {

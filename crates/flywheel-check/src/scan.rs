@@ -1,6 +1,5 @@
 //! Parallel walk and per-file dispatch.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,7 +8,7 @@ use ignore::{WalkBuilder, WalkState};
 
 use crate::labels::{self, Ctx};
 use crate::text;
-use crate::{Report, Rules, Violation};
+use crate::{Report, Rules, Skipped, Violation};
 use flywheel_contract::Severity;
 
 #[derive(Clone, Debug, Default)]
@@ -51,13 +50,40 @@ fn kind_of(path: &Path) -> Kind {
 /// Checks one file's contents; `file` is the name reported and decides
 /// whether it is a workflow or `.gitlab-ci.yml`. Binary content is skipped.
 pub fn scan_text(rules: &Rules, file: &str, bytes: &[u8], out: &mut Vec<Violation>) {
+    let kind = kind_of(Path::new(file));
+    // A workflow (or tfvars, .gitlab-ci.yml) in another encoding must not
+    // pass as "binary, skipped": its labels would go unchecked without a word.
+    if kind != Kind::Text
+        && let Some(problem) = flywheel_fs::utf8_problem(bytes)
+    {
+        let pos = match problem {
+            flywheel_fs::Problem::InvalidUtf8 { line, column, .. } => flywheel_yaml::Pos {
+                line: u32::try_from(line).unwrap_or(u32::MAX),
+                column: u32::try_from(column).unwrap_or(u32::MAX),
+            },
+            _ => flywheel_yaml::Pos { line: 1, column: 1 },
+        };
+        let message = problem
+            .encoding_message()
+            .unwrap_or_else(|| "not UTF-8".into());
+        let e = flywheel_yaml::SyntaxError {
+            pos,
+            message: format!("the file {message}; save it as UTF-8"),
+        };
+        let severity = if kind == Kind::GitlabCi {
+            Severity::Warning
+        } else {
+            Severity::Error
+        };
+        out.push(labels::unparseable(file, &e, severity));
+        return;
+    }
     if memchr::memchr(0, bytes).is_some() {
         return;
     }
     if !text::file_allows_all(bytes) {
         text::out_of_contract(rules, file, bytes, out);
     }
-    let kind = kind_of(Path::new(file));
     if kind == Kind::Text {
         return;
     }
@@ -108,7 +134,12 @@ pub struct ScanError {
 
 impl std::fmt::Display for ScanError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.message)
+        if self.path.as_os_str().is_empty() {
+            // Never `: message` with nothing before the colon.
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        }
     }
 }
 
@@ -146,6 +177,7 @@ pub fn scan(rules: &Rules, paths: &[PathBuf], options: &ScanOptions) -> Result<R
         skip: &skip,
         files: AtomicUsize::new(0),
         found: Mutex::new(Vec::new()),
+        skipped: Mutex::new(Vec::new()),
         failed: Mutex::new(None),
     };
     let github_dirs: Arc<Mutex<Vec<PathBuf>>> = Arc::default();
@@ -211,9 +243,13 @@ pub fn scan(rules: &Rules, paths: &[PathBuf], options: &ScanOptions) -> Result<R
         (&a.file, a.line, a.column, a.rule).cmp(&(&b.file, b.line, b.column, b.rule))
     });
     violations.dedup();
+    let mut skipped = state.skipped.into_inner().unwrap_or_default();
+    skipped.sort_by(|a, b| a.file.cmp(&b.file));
+    skipped.dedup_by(|a, b| a.file == b.file);
     Ok(Report {
         files_scanned,
         violations,
+        skipped,
     })
 }
 
@@ -223,6 +259,7 @@ struct Walk<'a> {
     skip: &'a [PathBuf],
     files: AtomicUsize,
     found: Mutex<Vec<Violation>>,
+    skipped: Mutex<Vec<Skipped>>,
     failed: Mutex<Option<ScanError>>,
 }
 
@@ -245,15 +282,29 @@ impl Walk<'_> {
                     Ok(e) => e,
                     Err(e) => {
                         // Unreadable directory entries are reported, not ignored.
-                        let path = match &e {
-                            ignore::Error::WithPath { path, .. } => path.clone(),
-                            _ => PathBuf::from("."),
-                        };
-                        self.fail(&path, e.to_string());
+                        let e = walk_error(&e);
+                        self.fail(&e.path, e.message);
                         return WalkState::Quit;
                     }
                 };
-                if !entry.file_type().is_some_and(|t| t.is_file()) {
+                let Some(file_type) = entry.file_type() else {
+                    return WalkState::Continue;
+                };
+                // Folders are walked and symlinks are not followed (the
+                // walker's policy); anything else that is not a regular file
+                // (a FIFO, a device, a socket) is passed over with a warning,
+                // never opened.
+                if !file_type.is_file() {
+                    if !file_type.is_dir()
+                        && !file_type.is_symlink()
+                        && let Ok(mut s) = self.skipped.lock()
+                    {
+                        s.push(Skipped {
+                            file: shown(entry.path()),
+                            reason: "not a regular file (a FIFO, device or socket); not scanned"
+                                .into(),
+                        });
+                    }
                     return WalkState::Continue;
                 }
                 let path = entry.path();
@@ -263,16 +314,25 @@ impl Walk<'_> {
                 {
                     return WalkState::Continue;
                 }
-                buf.clear();
-                if let Err(e) = std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut buf))
+                if let Err(e) =
+                    flywheel_fs::read_bytes_into(path, flywheel_fs::Kind::Scanned, &mut buf)
                 {
-                    self.fail(path, e.to_string());
+                    // Replaced by a FIFO or device since the walk saw it, or
+                    // over the size limit: passed over with a warning.
+                    if e.is_not_regular() || e.is_too_large() {
+                        if let Ok(mut s) = self.skipped.lock() {
+                            s.push(Skipped {
+                                file: shown(path),
+                                reason: format!("{}; not scanned", e.reason()),
+                            });
+                        }
+                        return WalkState::Continue;
+                    }
+                    self.fail(path, e.reason());
                     return WalkState::Quit;
                 }
                 self.files.fetch_add(1, Ordering::Relaxed);
-                let name = path.to_string_lossy();
-                let name = name.strip_prefix("./").unwrap_or(&name);
-                scan_text(self.rules, name, &buf, &mut local);
+                scan_text(self.rules, &shown(path), &buf, &mut local);
                 if !local.is_empty()
                     && let Ok(mut f) = self.found.lock()
                 {
@@ -281,5 +341,63 @@ impl Walk<'_> {
                 WalkState::Continue
             })
         });
+    }
+}
+
+/// A path as reports show it (without a leading `./`).
+fn shown(path: &Path) -> String {
+    let name = path.to_string_lossy();
+    name.strip_prefix("./").unwrap_or(&name).to_string()
+}
+
+/// A walk error with the path it happened at (the walker wraps the I/O
+/// error in layers that carry the path, the depth, or a symlink loop).
+fn walk_error(e: &ignore::Error) -> ScanError {
+    match e {
+        ignore::Error::WithPath { path, err } => {
+            let mut inner = walk_error(err);
+            if inner.path.as_os_str().is_empty() {
+                inner.path.clone_from(path);
+            }
+            inner
+        }
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            walk_error(err)
+        }
+        ignore::Error::Loop { ancestor, child } => ScanError {
+            path: child.clone(),
+            message: format!("symlink loop back to {}", ancestor.display()),
+        },
+        ignore::Error::Io(io) => ScanError {
+            path: PathBuf::new(),
+            message: format!("cannot read: {io}"),
+        },
+        other => ScanError {
+            path: PathBuf::new(),
+            message: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unreadable folder printed `cannot scan : /path` (empty path, the
+    /// path buried in the message): the path now leads the message.
+    #[test]
+    fn a_walk_error_names_its_path() {
+        let io = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let e = ignore::Error::WithDepth {
+            depth: 1,
+            err: Box::new(ignore::Error::WithPath {
+                path: PathBuf::from("/srv/private"),
+                err: Box::new(ignore::Error::Io(io)),
+            }),
+        };
+        let shown = walk_error(&e).to_string();
+        assert_eq!(shown, "/srv/private: cannot read: permission denied");
+        let bare = walk_error(&ignore::Error::Io(std::io::Error::other("boom"))).to_string();
+        assert!(!bare.starts_with(':'), "{bare}");
     }
 }

@@ -281,6 +281,57 @@ fn a_tree_is_scanned_in_parallel_sorted_respecting_gitignore() {
     assert_eq!(report.errors(), 3);
 }
 
+/// Runs the scan on another thread: a FIFO opened for reading would block
+/// forever, so the test fails after 10 s instead of hanging.
+fn scan_within_10s(paths: Vec<PathBuf>) -> Report {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(scan(&rules(), &paths, &ScanOptions::default()));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the scan hung")
+        .expect("scan")
+}
+
+#[test]
+fn fifos_devices_and_huge_files_are_skipped_with_a_warning_not_read() {
+    let dir = tree();
+    let r = dir.path();
+    let fifo = r.join(".github/workflows/fifo.yml");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo")
+            .success()
+    );
+    // A sparse file over the 64 MiB scan limit (takes no disk space).
+    let big = std::fs::File::create(r.join("docs/huge.log")).expect("create");
+    big.set_len(3 * 1024 * 1024 * 1024).expect("sparse");
+    std::os::unix::fs::symlink("/dev/zero", r.join("docs/zero.md")).expect("symlink");
+
+    let report = scan_within_10s(vec![r.to_path_buf(), fifo.clone(), r.join("docs/zero.md")]);
+    let skipped: Vec<String> = report.skipped.iter().map(ToString::to_string).collect();
+    let root = r.to_string_lossy();
+    assert!(
+        skipped.contains(&format!(
+            "{root}/.github/workflows/fifo.yml: not a regular file (a FIFO, device or socket); not scanned"
+        )),
+        "{skipped:#?}"
+    );
+    assert!(
+        skipped.contains(&format!(
+            "{root}/docs/huge.log: is 3072.0 MiB, over the 64 MiB limit for a scanned file; not scanned"
+        )),
+        "{skipped:#?}"
+    );
+    // The rest of the tree is still scanned and reported (platform.yaml too:
+    // no skip list here).
+    assert_eq!(report.errors(), 4);
+    let json: serde_json::Value = serde_json::from_str(&output::json(&report)).expect("json");
+    assert!(json["skipped"].as_array().is_some_and(|s| !s.is_empty()));
+}
+
 #[test]
 fn a_missing_path_is_an_error_not_a_clean_result() {
     let err = scan(
@@ -336,6 +387,7 @@ fn github_annotations_escape_properties_and_data() {
             replacement: None,
             excerpt: String::new(),
         }],
+        skipped: Vec::new(),
     };
     assert_eq!(
         output::github(&report),
@@ -425,4 +477,45 @@ fn a_label_the_contract_marks_proof_only_warns_instead_of_failing() {
         [(3, 14, "proof-only-label", "tinyland-nix-gpu".to_string())]
     );
     assert_eq!(out[0].severity, Severity::Warning);
+}
+
+/// A UTF-16 workflow has NUL bytes and was skipped as binary; a Latin-1 one
+/// was skipped as not UTF-8: either way its `runs-on` went unchecked without a
+/// word. Both are now `unparseable`, saying which encoding and where.
+#[test]
+fn a_workflow_in_another_encoding_is_reported_not_skipped() {
+    let text = "jobs:\n  a:\n    runs-on: self-hosted\n";
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    let mut out = Vec::new();
+    scan_text(&rules(), ".github/workflows/ci.yml", &utf16, &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].rule, "unparseable");
+    assert!(
+        out[0]
+            .message
+            .contains("the file is UTF-16 (little-endian, with byte-order mark) text, not UTF-8; save it as UTF-8"),
+        "{}",
+        out[0].message
+    );
+    let mut out = Vec::new();
+    scan_text(
+        &rules(),
+        ".github/workflows/ci.yml",
+        b"name: caf\xe9\njobs: {}\n",
+        &mut out,
+    );
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!((out[0].line, out[0].column), (1, 10));
+    assert!(
+        out[0]
+            .message
+            .contains("is not valid UTF-8 (first bad byte at offset 9)"),
+        "{}",
+        out[0].message
+    );
+    // Other binary files are still skipped quietly.
+    let mut out = Vec::new();
+    scan_text(&rules(), "docs/image.png", &utf16, &mut out);
+    assert!(out.is_empty());
 }

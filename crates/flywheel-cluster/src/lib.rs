@@ -335,6 +335,32 @@ impl Default for Policy {
     }
 }
 
+/// kube reads the kubeconfig itself, without a bound: every file it would
+/// read (each `KUBECONFIG` entry, else `~/.kube/config`) must first pass the
+/// bounded reader's check (a regular file within the kubeconfig limit), so
+/// `KUBECONFIG=/dev/zero` or a FIFO is an error instead of a hang.
+pub fn check_kubeconfig_paths(
+    kubeconfig: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Result<(), Error> {
+    let paths: Vec<std::path::PathBuf> = match kubeconfig.filter(|v| !v.is_empty()) {
+        Some(v) => std::env::split_paths(&v)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect(),
+        None => home
+            .map(|h| std::path::Path::new(&h).join(".kube/config"))
+            .into_iter()
+            .collect(),
+    };
+    for p in paths {
+        match flywheel_fs::check(&p, flywheel_fs::Kind::Kubeconfig) {
+            Err(e) if !e.is_not_found() => return Err(Error::msg(e.to_string())),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// A connected cluster.
 #[derive(Clone)]
 pub struct Cluster {
@@ -348,6 +374,7 @@ impl Cluster {
     /// The standard kubeconfig (`KUBECONFIG` or `~/.kube/config`) with
     /// `context`, or the in-cluster service account when no kubeconfig exists.
     pub async fn connect(context: Option<&str>, policy: Policy) -> Result<Cluster, Error> {
+        check_kubeconfig_paths(std::env::var_os("KUBECONFIG"), std::env::var_os("HOME"))?;
         match Kubeconfig::read() {
             Ok(kc) => Self::from_kubeconfig(kc, context, policy).await,
             Err(kubeconfig_error) => match Config::incluster() {
@@ -365,6 +392,8 @@ impl Cluster {
         context: Option<&str>,
         policy: Policy,
     ) -> Result<Cluster, Error> {
+        flywheel_fs::check(path, flywheel_fs::Kind::Kubeconfig)
+            .map_err(|e| Error::msg(e.to_string()))?;
         let kc = Kubeconfig::read_from(path)
             .map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
         Self::from_kubeconfig(kc, context, policy).await

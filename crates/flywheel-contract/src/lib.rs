@@ -53,17 +53,26 @@ pub fn load_str(file: &Path, text: &str) -> Result<Platform, LoadError> {
     }
 }
 
-/// Reads, parses and validates `platform.yaml`.
+/// Reads (bounded: a regular file within the platform.yaml size limit),
+/// parses and validates `platform.yaml`.
 pub fn load(file: &Path) -> Result<Platform, LoadError> {
-    let text = std::fs::read_to_string(file).map_err(|e| LoadError {
-        problems: vec![FileError::new(
-            file,
-            flywheel_yaml::Pos::UNKNOWN,
-            "",
-            format!("cannot read: {e}"),
-        )],
+    let text = flywheel_fs::read(file, flywheel_fs::Kind::Platform).map_err(|e| LoadError {
+        problems: vec![read_error(e)],
     })?;
     load_str(file, &text)
+}
+
+/// A bounded-reader error as a file problem (line:column when the reader
+/// found a bad byte).
+fn read_error(e: flywheel_fs::ReadError) -> FileError {
+    let pos = match e.problem {
+        flywheel_fs::Problem::InvalidUtf8 { line, column, .. } => flywheel_yaml::Pos {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
+        },
+        _ => flywheel_yaml::Pos::UNKNOWN,
+    };
+    FileError::new(&e.path, pos, "", e.reason())
 }
 
 impl Platform {

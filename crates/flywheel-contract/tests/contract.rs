@@ -243,10 +243,73 @@ fn unknown_keys_are_tolerated() {
 #[test]
 fn unreadable_file_is_an_error_naming_it() {
     let err = load(Path::new("/nonexistent/platform.yaml")).expect_err("missing");
+    assert_eq!(err.to_string(), "/nonexistent/platform.yaml: not found");
+}
+
+/// A FIFO or device where platform.yaml is expected is refused at once (it
+/// blocked forever or read without end).
+#[test]
+fn a_fifo_or_device_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let fifo = dir.path().join("platform.yaml");
     assert!(
-        err.to_string()
-            .contains("/nonexistent/platform.yaml: cannot read"),
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo")
+            .success()
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let f = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(load(&f).map(|_| ()).map_err(|e| e.to_string()));
+    });
+    let err = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("load hung on a FIFO")
+        .expect_err("fifo");
+    assert_eq!(
+        err,
+        format!(
+            "{}: is a FIFO (named pipe), not a regular file; a platform.yaml must be a regular file",
+            fifo.display()
+        )
+    );
+    let err = load(Path::new("/dev/zero")).expect_err("device");
+    assert!(err.to_string().contains("is a character device"), "{err}");
+}
+
+#[test]
+fn other_encodings_are_named_and_bad_bytes_placed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = dir.path().join("platform.yaml");
+    let mut utf16 = vec![0xFE, 0xFF];
+    utf16.extend(example_text().encode_utf16().flat_map(u16::to_be_bytes));
+    std::fs::write(&p, &utf16).expect("write");
+    let err = load(&p).expect_err("utf16").to_string();
+    assert!(
+        err.ends_with("is UTF-16 (big-endian, with byte-order mark) text; flywheel reads UTF-8: save the platform.yaml as UTF-8"),
         "{err}"
+    );
+    std::fs::write(&p, b"schema_version: 1\nowner: \xFFx\n").expect("write");
+    let err = load(&p).expect_err("latin-1").to_string();
+    assert!(
+        err.starts_with(&format!("{}:2:8: is not valid UTF-8", p.display())),
+        "{err}"
+    );
+}
+
+/// A second document used to be ignored: its values silently did nothing.
+#[test]
+fn a_second_document_is_an_error() {
+    let text = format!("{}---\nrunner_labels: []\n", example_text());
+    let err = load_str(Path::new("platform.yaml"), &text).expect_err("two documents");
+    let line = example_text().lines().count() + 2;
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "platform.yaml:{line}:1: invalid YAML: a second YAML document starts here; this file holds exactly one (remove the `---` line and what follows it, or merge the two)"
+        )
     );
 }
 

@@ -48,7 +48,8 @@ pub enum AuthError {
     )]
     KeyFile {
         path: PathBuf,
-        error: std::io::Error,
+        /// What the bounded reader found (never the file's content).
+        error: String,
     },
 }
 
@@ -146,9 +147,11 @@ impl Auth {
             })
         };
         let path = PathBuf::from(path);
-        let key = std::fs::read_to_string(&path).map_err(|error| AuthError::KeyFile {
-            path: path.clone(),
-            error,
+        let key = flywheel_fs::read(&path, flywheel_fs::Kind::KeyFile).map_err(|e| {
+            AuthError::KeyFile {
+                path: path.clone(),
+                error: e.reason(),
+            }
         })?;
         Ok(Some(Auth::App {
             app_id: number("GITHUB_APP_ID", &id)?,

@@ -39,6 +39,66 @@ fn string_literal(e: &AstExpr) -> Option<&str> {
     }
 }
 
+/// Deepest bracket nesting read (`(`, `[`, `{`). The Starlark parser
+/// recurses once per level, so thousands of `[` overflow the stack; a real
+/// MODULE.bazel nests three or four deep. Like the HCL (64) and YAML (256)
+/// readers, the depth is bounded before parsing.
+pub const MAX_DEPTH: usize = 64;
+
+/// The place of the first bracket nested deeper than [`MAX_DEPTH`], found
+/// without parsing: strings (all quote forms, with escapes) and comments are
+/// skipped, so brackets inside them do not count.
+fn too_deep(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                i = memchr_newline(bytes, i);
+                continue;
+            }
+            q @ (b'"' | b'\'') => {
+                let triple = bytes.get(i..i + 3) == Some(&[q, q, q][..]);
+                let close = if triple { 3 } else { 1 };
+                i += close;
+                while i < bytes.len() {
+                    if bytes[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if !triple && bytes[i] == b'\n' {
+                        break;
+                    }
+                    if bytes[i] == q && (!triple || bytes.get(i..i + 3) == Some(&[q, q, q][..])) {
+                        i += close;
+                        break;
+                    }
+                    i += 1;
+                }
+                continue;
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(i);
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn memchr_newline(bytes: &[u8], from: usize) -> usize {
+    bytes[from..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |n| from + n)
+}
+
 /// Finds the pin for `module_name`. `Ok(None)`: the file has no
 /// `git_override` for it.
 pub fn find_core_pin(
@@ -46,6 +106,16 @@ pub fn find_core_pin(
     text: &str,
     module_name: &str,
 ) -> Result<Option<CorePin>, FileError> {
+    if let Some(at) = too_deep(text) {
+        return Err(FileError::new(
+            file,
+            Pos::from_offset(text, at),
+            "",
+            format!(
+                "brackets nested more than {MAX_DEPTH} deep; flywheel does not read Starlark this deep (a MODULE.bazel needs a few levels)"
+            ),
+        ));
+    }
     let module = AstModule::parse(
         &file.to_string_lossy(),
         text.to_string(),

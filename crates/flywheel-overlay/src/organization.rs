@@ -203,7 +203,7 @@ fn nearest(root: &Node, path: &str) -> Pos {
 }
 
 pub fn load_organization(file: &Path, text: &str) -> Result<Loaded, FileError> {
-    let root = flywheel_yaml::parse(text).map_err(|e| FileError::from_syntax(file, e))?;
+    let root = flywheel_yaml::parse_single(text).map_err(|e| FileError::from_syntax(file, e))?;
     if root.is_null() {
         // An empty file: every required key is missing, listed below.
     } else if root.as_map().is_none() {

@@ -62,6 +62,94 @@ fn module_bazel_errors_have_lines() {
     assert!(err.message.contains("no `commit`"), "{err}");
 }
 
+/// 6,000 `[` in 12 KB overflowed the stack inside the Starlark parser and
+/// aborted `pins show`, `pins refresh` and `preflight`.
+#[test]
+fn deeply_nested_module_bazel_is_refused_before_parsing() {
+    let p = Path::new("MODULE.bazel");
+    let text = format!("x = {}{}\n", "[".repeat(6000), "]".repeat(6000));
+    let err = find_core_pin(p, &text, "attic-iac").expect_err("too deep");
+    assert_eq!(
+        err.to_string(),
+        "MODULE.bazel:1:69: brackets nested more than 64 deep; flywheel does not read Starlark this deep (a MODULE.bazel needs a few levels)"
+    );
+    // Mixed brackets on many lines: the place is the 65th opening one.
+    let mut text = String::from("git_override(\n");
+    for _ in 0..100 {
+        text.push_str("  ({\n");
+    }
+    let err = find_core_pin(p, &text, "attic-iac").expect_err("too deep");
+    assert_eq!((err.pos.line, err.pos.column), (33, 4));
+}
+
+#[test]
+fn brackets_in_strings_and_comments_do_not_count_as_nesting() {
+    let p = Path::new("MODULE.bazel");
+    let deep = "[".repeat(500);
+    let text = format!(
+        "# {deep}\nx = \"{deep}\"\ny = '{deep}\\'{deep}'\nz = \"\"\"\n{deep}\n\"\"\"\ngit_override(module_name = \"a\", commit = \"{}\")\n",
+        "a".repeat(40)
+    );
+    let pin = find_core_pin(p, &text, "a").expect("parses").expect("pin");
+    assert_eq!(pin.commit, "a".repeat(40));
+    // 64 levels are read.
+    let ok = format!("x = {}{}\n", "[".repeat(64), "]".repeat(64));
+    assert!(find_core_pin(p, &ok, "a").expect("64 deep").is_none());
+}
+
+/// Found by `cargo fuzz` (target `backend`): hcl-edit backtracks in time
+/// exponential in the depth of an unclosed nested expression; this 691-byte
+/// file ran for minutes. The depth is now bounded before parsing.
+#[test]
+fn fuzz_regression_deep_unclosed_hcl_ends_fast_with_its_place() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz");
+    let text = std::fs::read_to_string(dir.join("backend-timeout-exponential-backtracking.hcl"))
+        .expect("regression input");
+    let start = std::time::Instant::now();
+    let p = Path::new("honey.s3.hcl");
+    let err = load_backend(p, &text).expect_err("too deep");
+    assert!(
+        err.message.contains("nested more than 12 levels deep"),
+        "{err}"
+    );
+    assert_eq!(err.pos.line, 1);
+    let err = load_tfvars(Path::new("x.tfvars"), &text).expect_err("too deep");
+    assert!(
+        err.message.contains("nested more than 12 levels deep"),
+        "{err}"
+    );
+    // Braces doubled the time per level: 30 levels would take hours.
+    let braces = format!("x = {}", "K+{c=c<=".repeat(30));
+    let err = load_tfvars(Path::new("x.tfvars"), &braces).expect_err("too deep");
+    assert_eq!((err.pos.line, err.pos.column), (1, 103));
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn hcl_depth_skips_strings_comments_and_heredocs() {
+    let deep = "[".repeat(40);
+    let text = format!(
+        "# {deep}\n// {deep}\n/* {deep} */\na = \"{deep}\\\" ${{\"x\"}} $${{\"\nb = <<EOT\n{deep}\nEOT\nc = {}1{}\n",
+        "[".repeat(12),
+        "]".repeat(12)
+    );
+    let body = load_backend(Path::new("b.hcl"), &text);
+    // Not a depth error (the file is not a backend, but it parses that far).
+    assert!(
+        body.as_ref()
+            .err()
+            .is_none_or(|e| !e.message.contains("nested more than")),
+        "{body:?}"
+    );
+    let interpolations = format!("a = {}x{}\n", "\"${".repeat(13), "}\"".repeat(13));
+    let err = load_backend(Path::new("b.hcl"), &interpolations).expect_err("deep templates");
+    assert!(err.message.contains("nested more than 12"), "{err}");
+}
+
 #[test]
 fn tfvars_deploy_only_enabled_lanes_and_every_extra_set() {
     let (p, text) = example(
@@ -159,6 +247,23 @@ proptest! {
         let _ = find_core_pin(p, &text, "attic-iac");
         let _ = load_tfvars(p, &text);
         let _ = load_backend(p, &text);
+    }
+
+    /// Bracket soup, with strings and comments in it: the depth pre-scan
+    /// and the parser never panic or overflow, however deep it gets.
+    #[test]
+    fn module_bazel_bracket_soup_never_crashes(text in "[\\[\\](){}\"'#\\\\\na=,]{0,3000}") {
+        let _ = find_core_pin(Path::new("MODULE.bazel"), &text, "attic-iac");
+    }
+
+    /// HCL bracket and template soup: the depth pre-scan and hcl-edit never
+    /// panic, and no input takes long (the pre-scan caps the backtracking).
+    #[test]
+    fn hcl_bracket_soup_never_crashes_or_stalls(text in "[\\[\\](){}\"$%#/*<a=+\\n]{0,400}") {
+        let start = std::time::Instant::now();
+        let _ = load_tfvars(Path::new("x.tfvars"), &text);
+        let _ = load_backend(Path::new("b.hcl"), &text);
+        prop_assert!(start.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]

@@ -357,8 +357,8 @@ pub fn load_all(req: &Request) -> Result<(Vec<Overlay>, Context), InputError> {
     let core_stack = match &req.core_stack {
         None => None,
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| InputError(format!("{}: {e}", p.display())))?;
+            let text = flywheel_fs::read(p, flywheel_fs::Kind::Tfvars)
+                .map_err(|e| InputError(e.to_string()))?;
             let vars =
                 flywheel_overlay::load_tfvars(p, &text).map_err(|e| InputError(e.to_string()))?;
             Some(vars.deployed_sets())

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use flywheel_check::{Rules, WorkflowLabels, workflow_labels};
+use flywheel_fs::Kind;
 use flywheel_overlay::organization::Loaded;
 use flywheel_overlay::{
     ArcRunnersVars, CorePin, DeployedSet, Organization, find_core_pin, load_organization,
@@ -55,8 +56,8 @@ pub struct Overlay {
 
 /// Reads a file other than organization.yaml: an unreadable one becomes a
 /// `config` problem, not the end of the report.
-fn read_or_note(path: &Path, problems: &mut Vec<String>) -> Option<String> {
-    match read(path) {
+fn read_or_note(path: &Path, kind: Kind, problems: &mut Vec<String>) -> Option<String> {
+    match read(path, kind) {
         Ok(t) => t,
         Err(e) => {
             problems.push(e.0);
@@ -65,11 +66,13 @@ fn read_or_note(path: &Path, problems: &mut Vec<String>) -> Option<String> {
     }
 }
 
-fn read(path: &Path) -> Result<Option<String>, InputError> {
-    match std::fs::read_to_string(path) {
+/// Reads with the bounded reader (regular files only, a size limit per
+/// kind, never blocking on a FIFO). `Ok(None)`: the file is not there.
+fn read(path: &Path, kind: Kind) -> Result<Option<String>, InputError> {
+    match flywheel_fs::read(path, kind) {
         Ok(s) => Ok(Some(s)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(InputError(format!("{}: {e}", path.display()))),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(InputError(e.to_string())),
     }
 }
 
@@ -108,7 +111,7 @@ impl Overlay {
             )));
         }
         let org_path = dir.join("config/organization.yaml");
-        let Some(text) = read(&org_path)? else {
+        let Some(text) = read(&org_path, Kind::Organization)? else {
             return Err(InputError(format!(
                 "{}: not found; is {} an implementation overlay?",
                 org_path.display(),
@@ -123,7 +126,7 @@ impl Overlay {
 
         let module_bazel = dir.join("MODULE.bazel");
         let mut pin = None;
-        match read(&module_bazel) {
+        match read(&module_bazel, Kind::ModuleBazel) {
             Err(e) => problems.push(e.0),
             Ok(None) => problems.push(format!("{}: not found (the core pin's second half lives there)", module_bazel.display())),
             Ok(Some(text)) => match organization.core.module_name.as_ref() {
@@ -158,7 +161,7 @@ impl Overlay {
                 "{}: no arc-runners tfvars (tofu/stacks/arc-runners/<owner>.tfvars)",
                 dir.join("tofu/stacks/arc-runners").display()
             )),
-            Some(p) => match read(p) {
+            Some(p) => match read(p, Kind::Tfvars) {
                 Err(e) => problems.push(e.0),
                 Ok(None) => problems.push(format!("{}: not found", p.display())),
                 Ok(Some(text)) => match load_tfvars(p, &text) {
@@ -322,7 +325,7 @@ fn state_backend(
         ));
     }
     for b in backends {
-        match read(b) {
+        match read(b, Kind::Backend) {
             Ok(Some(text)) => {
                 if let Err(e) = flywheel_overlay::refuse_http_state(b, &text) {
                     problems.push(e.to_string());
@@ -345,7 +348,16 @@ fn contract_values(
     notes: &mut Vec<String>,
 ) {
     for f in files {
-        let Ok(Some(text)) = read(f) else { continue };
+        let kind = if f.extension().is_some_and(|x| x == "hcl") {
+            Kind::Backend
+        } else if f.extension().is_some_and(|x| x == "tfvars") {
+            Kind::Tfvars
+        } else {
+            Kind::Organization
+        };
+        let Ok(Some(text)) = read(f, kind) else {
+            continue;
+        };
         let mut found = Vec::new();
         flywheel_check::scan_text(rules, &f.display().to_string(), text.as_bytes(), &mut found);
         for v in found {
@@ -390,7 +402,7 @@ fn read_workflows(dir: &Path, rules: &Rules, problems: &mut Vec<String>) -> Vec<
         if p.is_dir() {
             continue;
         }
-        let Some(text) = read_or_note(&p, problems) else {
+        let Some(text) = read_or_note(&p, Kind::Workflow, problems) else {
             continue;
         };
         let shown = p.display().to_string();

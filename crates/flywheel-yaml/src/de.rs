@@ -16,6 +16,9 @@ pub struct Error {
     pub message: String,
     /// Set while a "missing field" error travels up to the mapping that lacks it.
     missing: Option<&'static str>,
+    /// Set while a "duplicate field" error travels up to the mapping that
+    /// holds it, which then points at the second occurrence.
+    duplicate: Option<&'static str>,
 }
 
 impl Error {
@@ -25,7 +28,25 @@ impl Error {
             path: path.into(),
             message: message.into(),
             missing: None,
+            duplicate: None,
         }
+    }
+
+    /// Points a "duplicate field" error at the key written the second time.
+    fn at_duplicate(mut self, entries: &[(Node, Node)], path: &str) -> Error {
+        let Some(field) = self.duplicate.take() else {
+            return self;
+        };
+        let mut same = entries.iter().filter(|(k, _)| k.as_str() == Some(field));
+        if let (Some((first, _)), Some((second, _))) = (same.next(), same.next()) {
+            self.pos = second.pos;
+            self.path = join(path, field);
+            self.message = format!(
+                "duplicate key `{field}` (first at line {}); a key may appear once in a mapping",
+                first.pos.line
+            );
+        }
+        self
     }
 
     /// Fills in position and path for errors raised without them (by derived
@@ -65,6 +86,17 @@ impl de::Error for Error {
             path: String::new(),
             message: "required key is missing".into(),
             missing: Some(field),
+            duplicate: None,
+        }
+    }
+
+    fn duplicate_field(field: &'static str) -> Self {
+        Error {
+            pos: Pos::UNKNOWN,
+            path: String::new(),
+            message: format!("duplicate key `{field}`"),
+            missing: None,
+            duplicate: Some(field),
         }
     }
 }
@@ -145,11 +177,13 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
                 index: 0,
                 path: &self.path,
             }),
-            Value::Map(entries) => visitor.visit_map(MapAccess {
-                entries: entries.iter(),
-                value: None,
-                path: &self.path,
-            }),
+            Value::Map(entries) => visitor
+                .visit_map(MapAccess {
+                    entries: entries.iter(),
+                    value: None,
+                    path: &self.path,
+                })
+                .map_err(|e| e.at_duplicate(entries, &self.path)),
         };
         self.done(r)
     }
@@ -267,11 +301,15 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match &self.node.value {
-            Value::Map(entries) => self.done(visitor.visit_map(MapAccess {
-                entries: entries.iter(),
-                value: None,
-                path: &self.path,
-            })),
+            Value::Map(entries) => self.done(
+                visitor
+                    .visit_map(MapAccess {
+                        entries: entries.iter(),
+                        value: None,
+                        path: &self.path,
+                    })
+                    .map_err(|e| e.at_duplicate(entries, &self.path)),
+            ),
             _ => Err(self.fail(format!("expected a mapping, found {}", self.node.kind()))),
         }
     }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use de::{Error, from_node};
 pub use located::Located;
-pub use tree::{MAX_NODES, Node, Pos, Scalar, SyntaxError, Value, parse, parse_all};
+pub use tree::{MAX_NODES, Node, Pos, Scalar, SyntaxError, Value, parse, parse_all, parse_single};
 
 /// An error in a file: syntax or model, always with a place.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,12 +62,13 @@ impl fmt::Display for FileError {
 
 impl std::error::Error for FileError {}
 
-/// Parses `text` (the contents of `file`) and deserializes its first document.
+/// Parses `text` (the contents of `file`), which must hold one document (see
+/// [`parse_single`]), and deserializes it.
 pub fn load<T: serde::de::DeserializeOwned>(
     file: &Path,
     text: &str,
 ) -> Result<(T, Node), FileError> {
-    let node = parse(text).map_err(|e| FileError::from_syntax(file, e))?;
+    let node = parse_single(text).map_err(|e| FileError::from_syntax(file, e))?;
     let value = from_node(&node, "").map_err(|e| FileError::from_model(file, e))?;
     Ok((value, node))
 }

@@ -166,19 +166,6 @@ impl Node {
             Value::Map(_) => "a mapping",
         }
     }
-
-    fn size(&self) -> usize {
-        match &self.value {
-            Value::Scalar(_) => 1,
-            Value::Seq(items) => 1 + items.iter().map(Node::size).sum::<usize>(),
-            Value::Map(entries) => {
-                1 + entries
-                    .iter()
-                    .map(|(k, v)| k.size() + v.size())
-                    .sum::<usize>()
-            }
-        }
-    }
 }
 
 /// A document that is not valid YAML.
@@ -199,25 +186,37 @@ fn pos_of(marker: &serde_saphyr::granit_parser::Marker) -> Pos {
     }
 }
 
+/// A collection being built; `size` counts its nodes so far (itself
+/// included), so an anchor's copy is counted without walking it.
 enum Frame {
     Seq {
         anchor: usize,
         pos: Pos,
         items: Vec<Node>,
+        size: usize,
     },
     Map {
         anchor: usize,
         pos: Pos,
         entries: Vec<(Node, Node)>,
         pending_key: Option<Node>,
+        size: usize,
     },
+}
+
+fn too_many(pos: Pos, how: &str) -> SyntaxError {
+    SyntaxError {
+        pos,
+        message: format!("document has more than {MAX_NODES} nodes{how}"),
+    }
 }
 
 /// Parses every document in `text`. An empty stream yields no documents.
 pub fn parse_all(text: &str) -> Result<Vec<Node>, SyntaxError> {
     let mut docs = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    // Anchored nodes with their size in nodes.
+    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
     let mut total = 0usize;
     let mut pending_doc: Option<Node> = None;
     let mut in_doc = false;
@@ -228,7 +227,8 @@ pub fn parse_all(text: &str) -> Result<Vec<Node>, SyntaxError> {
             message: e.info(),
         })?;
         let pos = pos_of(&span.start);
-        let finished: Option<(Node, usize)> = match event {
+        // The finished node, its anchor id (0: none) and its size in nodes.
+        let finished: Option<(Node, usize, usize)> = match event {
             Event::DocumentStart(..) => {
                 in_doc = true;
                 anchors.clear();
@@ -250,30 +250,28 @@ pub fn parse_all(text: &str) -> Result<Vec<Node>, SyntaxError> {
                     pos,
                 },
                 anchor,
+                1,
             )),
             Event::Alias(id) => {
-                let target = anchors.get(&id).ok_or_else(|| SyntaxError {
+                let (target, size) = anchors.get(&id).ok_or_else(|| SyntaxError {
                     pos,
                     message: "alias to an unknown anchor".into(),
                 })?;
-                total += target.size();
+                // Every node of the copy is counted before it is made.
+                total += size;
                 if total > MAX_NODES {
-                    return Err(SyntaxError {
-                        pos,
-                        message: format!(
-                            "document expands to more than {MAX_NODES} nodes through aliases"
-                        ),
-                    });
+                    return Err(too_many(pos, " through aliases"));
                 }
                 let mut node = target.clone();
                 node.pos = pos;
-                Some((node, 0))
+                Some((node, 0, *size))
             }
             Event::SequenceStart(_, anchor, _) => {
                 stack.push(Frame::Seq {
                     anchor,
                     pos,
                     items: Vec::new(),
+                    size: 1,
                 });
                 None
             }
@@ -283,16 +281,23 @@ pub fn parse_all(text: &str) -> Result<Vec<Node>, SyntaxError> {
                     pos,
                     entries: Vec::new(),
                     pending_key: None,
+                    size: 1,
                 });
                 None
             }
             Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq { anchor, pos, items }) => Some((
+                Some(Frame::Seq {
+                    anchor,
+                    pos,
+                    items,
+                    size,
+                }) => Some((
                     Node {
                         value: Value::Seq(items),
                         pos,
                     },
                     anchor,
+                    size,
                 )),
                 _ => {
                     return Err(SyntaxError {
@@ -306,6 +311,7 @@ pub fn parse_all(text: &str) -> Result<Vec<Node>, SyntaxError> {
                     anchor,
                     pos,
                     entries,
+                    size,
                     ..
                 }) => Some((
                     Node {
@@ -313,6 +319,7 @@ pub fn parse_all(text: &str) -> Result<Vec<Node>, SyntaxError> {
                         pos,
                     },
                     anchor,
+                    size,
                 )),
                 _ => {
                     return Err(SyntaxError {
@@ -324,30 +331,44 @@ pub fn parse_all(text: &str) -> Result<Vec<Node>, SyntaxError> {
             _ => None,
         };
 
-        let Some((node, anchor)) = finished else {
+        let Some((node, anchor, size)) = finished else {
             continue;
         };
         total += 1;
         if total > MAX_NODES {
-            return Err(SyntaxError {
-                pos,
-                message: format!("document has more than {MAX_NODES} nodes"),
-            });
+            return Err(too_many(pos, ""));
         }
         if anchor != 0 {
-            anchors.insert(anchor, node.clone());
+            // The anchor keeps a copy: its nodes count like any others
+            // (nested anchors would otherwise copy each level again, unbounded).
+            total += size;
+            if total > MAX_NODES {
+                return Err(too_many(pos, " counting anchored copies"));
+            }
+            anchors.insert(anchor, (node.clone(), size));
         }
         match stack.last_mut() {
             None => pending_doc = Some(node),
-            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Seq {
+                items,
+                size: frame_size,
+                ..
+            }) => {
+                *frame_size += size;
+                items.push(node);
+            }
             Some(Frame::Map {
                 entries,
                 pending_key,
+                size: frame_size,
                 ..
-            }) => match pending_key.take() {
-                None => *pending_key = Some(node),
-                Some(key) => entries.push((key, node)),
-            },
+            }) => {
+                *frame_size += size;
+                match pending_key.take() {
+                    None => *pending_key = Some(node),
+                    Some(key) => entries.push((key, node)),
+                }
+            }
         }
     }
     if let Some(doc) = pending_doc.take() {
@@ -362,6 +383,25 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
         .into_iter()
         .next()
         .unwrap_or_else(|| Node::null(Pos { line: 1, column: 1 })))
+}
+
+/// Parses a file that holds one document: a second document with anything
+/// in it is an error at its first line (it would otherwise be ignored
+/// silently). An empty input is a null node at 1:1.
+pub fn parse_single(text: &str) -> Result<Node, SyntaxError> {
+    let mut docs = parse_all(text)?.into_iter();
+    let first = docs
+        .next()
+        .unwrap_or_else(|| Node::null(Pos { line: 1, column: 1 }));
+    if let Some(second) = docs.find(|d| !d.is_null()) {
+        return Err(SyntaxError {
+            pos: second.pos,
+            message: "a second YAML document starts here; this file holds exactly one \
+                      (remove the `---` line and what follows it, or merge the two)"
+                .into(),
+        });
+    }
+    Ok(first)
 }
 
 /// Applies YAML merge keys (`<<: *base` or `<<: [*a, *b]`): merged entries

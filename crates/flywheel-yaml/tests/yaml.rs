@@ -1,4 +1,4 @@
-use flywheel_yaml::{Located, Pos, from_node, parse, parse_all};
+use flywheel_yaml::{Located, MAX_NODES, Pos, from_node, load, parse, parse_all, parse_single};
 use proptest::prelude::*;
 use serde::Deserialize;
 
@@ -109,6 +109,69 @@ fn multiple_documents_and_empty_input() {
     assert_eq!(parse_all("a: 1\n---\nb: 2\n").expect("two").len(), 2);
 }
 
+/// Nested anchored sequences with no alias at all: each anchor keeps a copy
+/// of everything inside it, so the copies must count against the node limit
+/// (this shape used 8.6 GB from 2 MB of YAML).
+#[test]
+fn nested_anchor_copies_count_against_the_node_limit() {
+    let depth = 250;
+    let width = 100;
+    let items = vec!["x"; width].join(", ");
+    let mut text = String::new();
+    for i in 0..depth {
+        text.push_str(&format!("&a{i} [{items}, "));
+    }
+    text.push_str(&"]".repeat(depth));
+    text.push('\n');
+    // Only 25,000 nodes are written; the anchors copy over 3 million.
+    assert!(depth * width < MAX_NODES);
+    let err = parse(&text).expect_err("copies over the limit");
+    assert!(err.message.contains("counting anchored copies"), "{err}");
+    assert_eq!(err.pos.line, 1);
+}
+
+#[test]
+fn a_few_nested_anchors_still_parse() {
+    let node = parse("a: &a [x, &b [y, &c [z]]]\nb: *b\n").expect("small");
+    assert_eq!(
+        node.get("b").and_then(|b| b.as_seq()).map(<[_]>::len),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_duplicate_key_is_reported_where_it_is_repeated() {
+    let text = "owner:\n  slug: a\n  repository_id: 1\n  slug: b\nlabels: []\n";
+    let err = load::<Doc>(std::path::Path::new("platform.yaml"), text).expect_err("dup");
+    assert_eq!(
+        err.to_string(),
+        "platform.yaml:4:3: `owner.slug`: duplicate key `slug` (first at line 2); a key may appear once in a mapping"
+    );
+}
+
+#[test]
+fn a_second_document_is_an_error_in_a_one_document_file() {
+    let err = parse_single("a: 1\n---\nb: 2\n").expect_err("second doc");
+    assert_eq!(err.pos, Pos { line: 3, column: 1 });
+    assert!(
+        err.message.contains("a second YAML document starts here"),
+        "{err}"
+    );
+    // Document markers around one document, and an empty trailing one, are fine.
+    assert!(parse_single("---\na: 1\n...\n").is_ok());
+    assert!(parse_single("a: 1\n---\n").is_ok());
+    let err = load::<Doc>(
+        std::path::Path::new("p.yaml"),
+        "owner: {slug: a}\nlabels: []\n---\nowner: {slug: b}\n",
+    )
+    .expect_err("second doc");
+    assert!(
+        err.to_string()
+            .starts_with("p.yaml:4:1: invalid YAML: a second YAML document"),
+        "{err}"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -139,4 +202,28 @@ proptest! {
             let _ = from_node::<Doc>(&node, "");
         }
     }
+}
+
+/// Deep nesting is refused by the parser (256 levels), never a stack overflow
+/// in the tree, its drop, or serde over it.
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    for text in [
+        "[".repeat(100_000),
+        format!("{}{}", "[".repeat(300), "]".repeat(300)),
+        "a:\n".repeat(20_000),
+        (0..300)
+            .map(|i| format!("{}- \n", "  ".repeat(i)))
+            .collect::<String>(),
+        "{a: ".repeat(50_000),
+    ] {
+        match parse(&text) {
+            Ok(node) => {
+                let _ = from_node::<Doc>(&node, "");
+            }
+            Err(e) => assert!(e.pos.line >= 1, "{e}"),
+        }
+    }
+    let err = parse(&format!("{}{}", "[".repeat(300), "]".repeat(300))).expect_err("deep");
+    assert!(err.message.contains("recursion limit"), "{err}");
 }

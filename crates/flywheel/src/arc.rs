@@ -105,8 +105,8 @@ pub enum Format {
 /// organization.yaml of an overlay, or an exit-2 message.
 pub(crate) fn organization(overlay: &Path) -> Result<Loaded, String> {
     let path = overlay.join("config/organization.yaml");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let text =
+        flywheel_fs::read(&path, flywheel_fs::Kind::Organization).map_err(|e| e.to_string())?;
     flywheel_overlay::load_organization(&path, &text).map_err(|e| e.to_string())
 }
 

@@ -133,10 +133,13 @@ pub fn run(cmd: ContractCommand) -> u8 {
             let report = match scan(&rules, &paths, &options) {
                 Ok(r) => r,
                 Err(e) => {
-                    eprintln!("flywheel: cannot scan {e}");
+                    eprintln!("flywheel: cannot scan: {e}");
                     return exit::USAGE;
                 }
             };
+            for s in &report.skipped {
+                eprintln!("flywheel: warning: skipped {s}");
+            }
             let text = match format {
                 CheckFormat::Text => output::text(&report),
                 CheckFormat::Json => output::json(&report),

@@ -76,7 +76,7 @@ fn load(overlay: &Path) -> Result<Pins, String> {
     let loaded = organization(overlay)?;
     let org_path = overlay.join("config/organization.yaml");
     let org_text =
-        std::fs::read_to_string(&org_path).map_err(|e| format!("{}: {e}", org_path.display()))?;
+        flywheel_fs::read(&org_path, flywheel_fs::Kind::Organization).map_err(|e| e.to_string())?;
     let core = &loaded.organization.core;
     let missing = |key: &str| format!("{}: {key} is not set", org_path.display());
     let pinned = core
@@ -88,8 +88,8 @@ fn load(overlay: &Path) -> Result<Pins, String> {
         .clone()
         .ok_or_else(|| missing("core.module_name"))?;
     let module_path = overlay.join("MODULE.bazel");
-    let module_text = std::fs::read_to_string(&module_path)
-        .map_err(|e| format!("{}: cannot read: {e}", module_path.display()))?;
+    let module_text = flywheel_fs::read(&module_path, flywheel_fs::Kind::ModuleBazel)
+        .map_err(|e| e.to_string())?;
     let pin = find_core_pin(&module_path, &module_text, &module.value)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| {

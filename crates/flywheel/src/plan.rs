@@ -1,8 +1,7 @@
 //! `flywheel plan guard`: the destroy guard around OpenTofu plans.
 
 use std::fmt::Write as _;
-use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Subcommand, ValueEnum};
 use flywheel_tofu::{Plan, Verdict, counts, guard, parse_plan};
@@ -40,16 +39,16 @@ pub enum GuardFormat {
     Json,
 }
 
-fn read_input(path: &PathBuf) -> Result<String, String> {
+/// The plan JSON, bounded (a regular file, or standard input for `-`, up to
+/// the plan JSON size limit): `/dev/zero` or a FIFO is refused, not read.
+fn read_input(path: &Path) -> Result<String, String> {
+    let kind = flywheel_fs::Kind::PlanJson;
     if path.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| format!("cannot read standard input: {e}"))?;
-        Ok(s)
+        flywheel_fs::read_stream(std::io::stdin().lock(), Path::new("standard input"), kind)
     } else {
-        std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
+        flywheel_fs::read(path, kind)
     }
+    .map_err(|e| e.to_string())
 }
 
 /// The counts line, then (with `detailed`) one line per changing address,
