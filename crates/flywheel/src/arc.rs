@@ -274,11 +274,20 @@ fn run_tofu(a: TofuArgs, apply: bool) -> u8 {
         Err(e) => return usage(e),
     };
     let cluster = org.substrate.cluster.name.as_ref().map(|c| c.value.clone());
+    // The saved plan is private to this run (removed when `plan_dir` drops).
+    let plan_dir = match tofu::PlanDir::new() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("flywheel {what}: {e}");
+            return exit::FOUND;
+        }
+    };
     let layout = match tofu::layout(
         &a.overlay,
         a.tfvars.as_deref(),
         a.backend.as_deref(),
         cluster.as_deref(),
+        plan_dir.plan_file(),
     ) {
         Ok(l) => l,
         Err(e) => return usage(e),
@@ -295,6 +304,13 @@ fn run_tofu(a: TofuArgs, apply: bool) -> u8 {
             return exit::FOUND;
         }
     }
+    let planned = match tofu::digest(&layout.plan_file) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("flywheel {what}: {e}");
+            return exit::FOUND;
+        }
+    };
     let json = match tofu::run(&bin, &show.1, true) {
         Ok(j) => j,
         Err(e) => {
@@ -302,6 +318,20 @@ fn run_tofu(a: TofuArgs, apply: bool) -> u8 {
             return exit::FOUND;
         }
     };
+    // The guard judges what `show -json` printed: the plan file must still be
+    // the one `plan` wrote, then and right before `apply`.
+    let unchanged = || match tofu::digest(&layout.plan_file) {
+        Ok(d) if d == planned => Ok(()),
+        Ok(_) => Err(format!(
+            "{}: the plan file changed after the guard read it; nothing was applied",
+            layout.plan_file.display()
+        )),
+        Err(e) => Err(format!("{e}; nothing was applied")),
+    };
+    if let Err(e) = unchanged() {
+        eprintln!("flywheel {what}: {e}");
+        return exit::FOUND;
+    }
     let parsed = match parse_plan(&json) {
         Ok(p) => p,
         Err(e) => {
@@ -334,6 +364,11 @@ fn run_tofu(a: TofuArgs, apply: bool) -> u8 {
             return exit::FOUND;
         }
     };
+    if let Err(e) = unchanged() {
+        audit.finish(serde_json::json!({"applied": false, "error": e}));
+        eprintln!("flywheel {what}: {e}");
+        return exit::FOUND;
+    }
     eprintln!("== tofu apply {}", layout.plan_file.display());
     match tofu::run(&bin, &apply_step.1, false) {
         Ok(_) => {

@@ -455,8 +455,12 @@ printf '%s\n' "$*" >> "$FAKE_TOFU_LOG"
 if [ -n "${FAKE_TOFU_FAIL:-}" ] && [[ " $* " == *" $FAKE_TOFU_FAIL "* ]]; then echo "Error: $FAKE_TOFU_FAIL failed" >&2; exit 1; fi
 for a in "$@"; do
   case "$a" in
-    show) cat "$FAKE_TOFU_PLAN"; exit 0 ;;
-    -out=*) : > "${a#-out=}" ;;
+    show) cat "$FAKE_TOFU_PLAN"
+          # Another writer replaces the saved plan after the guard read it.
+          if [ -n "${FAKE_TOFU_TAMPER:-}" ]; then echo tampered >> "${!#}"; fi
+          exit 0 ;;
+    -out=*) out="${a#-out=}"; echo "saved plan" > "$out"
+            printf 'plandir %s %s\n' "$(stat -c %a "$(dirname "$out")")" "$(dirname "$out")" >> "$FAKE_TOFU_LOG" ;;
   esac
 done
 echo "tofu did: $*"
@@ -487,9 +491,63 @@ impl Tofu {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
+            .filter(|l| !l.starts_with("plandir "))
             .map(str::to_string)
             .collect()
     }
+
+    /// (mode, path) of the folder each `plan -out=` wrote into.
+    fn plan_dirs(&self) -> Vec<(String, PathBuf)> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("plandir "))
+            .filter_map(|l| l.split_once(' '))
+            .map(|(m, p)| (m.to_string(), PathBuf::from(p)))
+            .collect()
+    }
+}
+
+/// Two runs never share a plan file: each plans into its own private (0700)
+/// folder outside the checkout, removed afterwards; a plan file that changes
+/// after `show -json` is never applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arc_apply_uses_a_private_plan_file_and_applies_only_what_the_guard_read() {
+    let mut t = Tofu::new(PLAN_CREATE);
+    for _ in 0..2 {
+        let o = t
+            .env
+            .run(&["arc", "apply", "--overlay", s(&t.env.overlay)])
+            .await;
+        assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    }
+    let dirs = t.plan_dirs();
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    assert_ne!(dirs[0].1, dirs[1].1, "each run has its own plan folder");
+    for (mode, dir) in &dirs {
+        assert_eq!(mode, "700", "{}", dir.display());
+        assert!(!dir.starts_with(&t.env.overlay), "{}", dir.display());
+        assert!(!dir.exists(), "removed after the run: {}", dir.display());
+    }
+    let before = t.calls().len();
+    t.env.set("FAKE_TOFU_TAMPER", "1");
+    let o = t
+        .env
+        .run(&["arc", "apply", "--overlay", s(&t.env.overlay)])
+        .await;
+    assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr.contains("changed after the guard read it")
+            && o.stderr.contains("nothing was applied"),
+        "{}",
+        o.stderr
+    );
+    let calls = t.calls();
+    assert_eq!(calls.len(), before + 3, "no apply: {calls:?}");
+    assert!(
+        !calls[before..].iter().any(|c| c.contains(" apply ")),
+        "{calls:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
