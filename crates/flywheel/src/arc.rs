@@ -179,8 +179,8 @@ fn run_secret(a: SecretArgs) -> u8 {
     if a.dry_run {
         let manifests = secret::redacted_manifests(&name, &creds);
         match a.format {
-            Format::Text => print!("{manifests}"),
-            Format::Json => println!(
+            Format::Text => out!("{manifests}"),
+            Format::Json => outln!(
                 "{}",
                 serde_json::json!({"secret": name, "namespaces": secret::NAMESPACES, "dry_run": true, "manifests": manifests})
             ),
@@ -232,7 +232,7 @@ fn run_secret(a: SecretArgs) -> u8 {
     match a.format {
         Format::Text => {
             for (ns, r) in &results {
-                println!("{ns}/{name}: {r}");
+                outln!("{ns}/{name}: {r}");
             }
         }
         Format::Json => {
@@ -240,7 +240,7 @@ fn run_secret(a: SecretArgs) -> u8 {
                 .iter()
                 .map(|(ns, r)| serde_json::json!({"namespace": ns, "applied": r}))
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"secret": name, "namespaces": list})
             );

@@ -1,6 +1,5 @@
 //! `flywheel contract render|check`.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -82,16 +81,8 @@ fn load(config: &ConfigArg) -> Result<Platform, u8> {
 }
 
 fn emit(text: &str) -> u8 {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => exit::OK,
-        // A closed pipe (`| head`) is not a failure of the check.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
-        Err(e) => {
-            eprintln!("flywheel: cannot write output: {e}");
-            exit::USAGE
-        }
-    }
+    crate::out::emit(text);
+    exit::OK
 }
 
 pub fn run(cmd: ContractCommand) -> u8 {

@@ -1,10 +1,26 @@
 //! `flywheel`: the command line. Thin: parse arguments, call a library,
 //! print, and turn the outcome into an exit code scripts can use.
 
+/// `print!` through the one stdout writer ([`out::emit`]).
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::out::emit(&format!($($arg)*)) };
+}
+
+/// `println!` through the one stdout writer ([`out::emit`]).
+macro_rules! outln {
+    () => { $crate::out::emit("\n") };
+    ($($arg:tt)*) => {{
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        $crate::out::emit(&line)
+    }};
+}
+
 mod arc;
 mod audit;
 mod contract;
 mod forge;
+mod out;
 mod pins;
 mod plan;
 mod preflight;
@@ -77,6 +93,14 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Reports are the product of these; for the guard, arc and pins refresh
+    // the outcome is, and stdout failing never changes it.
+    let report = matches!(
+        cli.command,
+        Command::Contract(_)
+            | Command::Preflight(_)
+            | Command::Pins(pins::PinsCommand::Show { .. })
+    );
     let code = match cli.command {
         Command::Contract(cmd) => contract::run(cmd),
         Command::Plan(cmd) => plan::run(cmd),
@@ -84,5 +108,5 @@ fn main() -> ExitCode {
         Command::Arc(cmd) => arc::run(cmd),
         Command::Pins(cmd) => pins::run(cmd),
     };
-    ExitCode::from(code)
+    ExitCode::from(out::settle(code, report))
 }

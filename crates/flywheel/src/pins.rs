@@ -128,7 +128,7 @@ fn show(overlay: &Path, format: Format) -> u8 {
     };
     let agree = p.pinned.value.eq_ignore_ascii_case(&p.pin.commit);
     match format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::json!({
                 "organization": {"file": p.org_path.display().to_string(), "line": p.pinned.pos.line, "commit": p.pinned.value},
@@ -137,22 +137,22 @@ fn show(overlay: &Path, format: Format) -> u8 {
             })
         ),
         Format::Text => {
-            println!(
+            outln!(
                 "{}:{}: core.pinned_commit = {}",
                 p.org_path.display(),
                 p.pinned.pos.line,
                 p.pinned.value
             );
-            println!(
+            outln!(
                 "{}:{}: git_override commit = {}",
                 p.module_path.display(),
                 p.pin.pos.line,
                 p.pin.commit
             );
             if agree {
-                println!("pins agree");
+                outln!("pins agree");
             } else {
-                println!(
+                outln!(
                     "pins are SPLIT: refresh both together with `flywheel pins refresh --to REF`"
                 );
             }
@@ -249,29 +249,30 @@ fn refresh(overlay: &Path, to: &str, core: Option<&Path>, format: Format) -> u8 
         }
     }
     match format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::json!({"to": to, "commit": resolved.sha, "via": resolved.via, "changed": !already,
                 "previous": {"organization": old.0, "module_bazel": old.1}})
         ),
-        Format::Text if already => println!(
+        Format::Text if already => outln!(
             "both pins already at {} (`{to}` via {}); nothing written",
-            resolved.sha, resolved.via
+            resolved.sha,
+            resolved.via
         ),
         Format::Text => {
-            println!(
+            outln!(
                 "{}: core.pinned_commit {} -> {}",
                 p.org_path.display(),
                 old.0,
                 resolved.sha
             );
-            println!(
+            outln!(
                 "{}: git_override commit {} -> {}",
                 p.module_path.display(),
                 old.1,
                 resolved.sha
             );
-            println!("`{to}` resolved via {}", resolved.via);
+            outln!("`{to}` resolved via {}", resolved.via);
         }
     }
     exit::OK

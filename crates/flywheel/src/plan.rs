@@ -128,16 +128,16 @@ pub(crate) fn report(parsed: &Plan, verdict: &Verdict, format: GuardFormat, deta
     match format {
         GuardFormat::Json => {
             let doc = serde_json::json!({ "plan": parsed, "verdict": verdict });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         GuardFormat::Text => {
-            print!("{}", summary(parsed, detailed));
+            out!("{}", summary(parsed, detailed));
             match verdict {
                 Verdict::Allowed => {
-                    println!("guard: allowed (nothing is deleted, replaced or forgotten)")
+                    outln!("guard: allowed (nothing is deleted, replaced or forgotten)")
                 }
                 Verdict::Refused { destroys } => {
-                    print!(
+                    out!(
                         "{}",
                         listing(
                             "guard: REFUSED: this plan destroys or forgets",
@@ -145,7 +145,7 @@ pub(crate) fn report(parsed: &Plan, verdict: &Verdict, format: GuardFormat, deta
                             destroys
                         )
                     );
-                    println!(
+                    outln!(
                         "Record the state rehome or teardown decision first; set ALLOW_ARC_DESTROY=1 only for an explicit destructive maintenance window."
                     );
                 }
@@ -158,7 +158,7 @@ pub(crate) fn report(parsed: &Plan, verdict: &Verdict, format: GuardFormat, deta
                             destroys
                         )
                     );
-                    println!("guard: allowed by ALLOW_ARC_DESTROY=1 (destructive)");
+                    outln!("guard: allowed by ALLOW_ARC_DESTROY=1 (destructive)");
                 }
             }
         }

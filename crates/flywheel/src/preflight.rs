@@ -199,7 +199,7 @@ pub fn run(args: PreflightArgs) -> u8 {
             output::github_annotations(&result)
         }
     };
-    print!("{printed}");
+    out!("{printed}");
     if args.strict && result.fails_strict() {
         exit::FOUND
     } else {
