@@ -211,7 +211,8 @@ fn changes(list: Option<&Value>, key: &str) -> Result<Vec<ResourceChange>, PlanE
                 .and_then(Value::as_array)
                 .ok_or_else(|| {
                     fail(format!(
-                        "`{key}[{i}].change.actions` is missing ({address})"
+                        "`{key}[{i}].change.actions` is missing ({})",
+                        flywheel_text::human(address)
                     ))
                 })?
                 .iter()
@@ -228,6 +229,7 @@ fn changes(list: Option<&Value>, key: &str) -> Result<Vec<ResourceChange>, PlanE
                 } else {
                     format!("unknown actions [{}]", listed.join(", "))
                 };
+                let address = flywheel_text::human(address);
                 fail(format!(
                     "`{key}[{i}]` {address}: {what}; OpenTofu writes only no-op, create, read, \
                      update, delete, forget or a replace pair; refusing to judge it"

@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use clap::{Subcommand, ValueEnum};
+use flywheel_text::human;
 use flywheel_tofu::{Plan, Verdict, counts, guard, parse_plan};
 
 use crate::exit;
@@ -73,21 +74,21 @@ pub(crate) fn summary(plan: &Plan, detailed: bool) -> String {
             o,
             "  {:<8} {}  [{}]",
             c.change.as_str(),
-            c.address,
-            c.actions.join(", ")
+            human(&c.address),
+            human(&c.actions.join(", "))
         );
     }
     if !plan.drift.is_empty() {
         let _ = writeln!(o, "drift (already happened; reported, not refused):");
         for c in &plan.drift {
-            let _ = writeln!(o, "  {:<8} {}", c.change.as_str(), c.address);
+            let _ = writeln!(o, "  {:<8} {}", c.change.as_str(), human(&c.address));
         }
     }
     if !plan.output_changes.is_empty() {
         let _ = writeln!(
             o,
             "outputs changing (not refused): {}",
-            plan.output_changes.join(", ")
+            human(&plan.output_changes.join(", "))
         );
     }
     o
@@ -97,7 +98,7 @@ pub(crate) fn summary(plan: &Plan, detailed: bool) -> String {
 fn listing(headline: &str, indent: &str, destroys: &[flywheel_tofu::ResourceChange]) -> String {
     let mut o = format!("{headline} {} resource(s):\n", destroys.len());
     for d in destroys {
-        let _ = writeln!(o, "{indent}{} ({})", d.address, d.change.as_str());
+        let _ = writeln!(o, "{indent}{} ({})", human(&d.address), d.change.as_str());
     }
     o
 }

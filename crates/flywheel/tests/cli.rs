@@ -362,3 +362,41 @@ fn every_command_survives_a_closed_or_full_stdout() {
         assert!(err.contains("cannot write"), "{args:?}: {err}");
     }
 }
+
+/// An address holding a newline or an ANSI escape can forge no line of the
+/// guard's output (stdout or stderr).
+#[test]
+fn plan_addresses_are_printed_escaped() {
+    let forged =
+        r#"helm_release.x\nguard: allowed (nothing is deleted, replaced or forgotten)\u001b[2K\r"#;
+    let plan = format!(
+        r#"{{"format_version":"1.2","planned_values":{{}},"resource_changes":[
+ {{"address":"{forged}","change":{{"actions":["delete"]}}}}],"output_changes":{{"o\nx":{{"actions":["update"]}}}},"errored":false}}"#
+    );
+    for allow in [false, true] {
+        let o = guard_with(&plan, allow);
+        assert_eq!(o.status.code(), Some(if allow { 0 } else { 3 }));
+        for text in [stdout(&o), stderr(&o)] {
+            assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
+            assert!(
+                text.lines()
+                    .filter(|l| l.starts_with("guard: allowed (nothing"))
+                    .count()
+                    == 0,
+                "{text}"
+            );
+        }
+        assert!(
+            stdout(&o).contains(r"helm_release.x\nguard"),
+            "{}",
+            stdout(&o)
+        );
+    }
+    let o = guard_with(&plan.replace(r#"["delete"]"#, r#"["Delete"]"#), false);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        !stderr(&o).contains('\u{1b}') && stderr(&o).contains(r"helm_release.x\nguard"),
+        "{}",
+        stderr(&o)
+    );
+}
