@@ -400,3 +400,30 @@ fn plan_addresses_are_printed_escaped() {
         stderr(&o)
     );
 }
+
+/// `-j 5000` does not spawn thousands of threads: it is clamped, and said so.
+#[test]
+fn thread_counts_are_clamped_and_said_so() {
+    let o = flywheel(&[
+        "contract",
+        "check",
+        "-c",
+        CONFIG,
+        "-j",
+        "5000",
+        "examples/overlays",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("-j 5000") && err.contains("using"), "{err}");
+    let o = flywheel(&[
+        "contract",
+        "check",
+        "-c",
+        CONFIG,
+        "-j",
+        "2",
+        "examples/overlays",
+    ]);
+    assert!(!stderr(&o).contains("using"), "{}", stderr(&o));
+}
