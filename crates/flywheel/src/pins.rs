@@ -7,7 +7,6 @@ use flywheel_overlay::pins::{AtomicWriter, Change, rewrite, write_both};
 use flywheel_overlay::{CorePin, find_core_pin};
 use flywheel_yaml::Located;
 
-use crate::arc::organization;
 use crate::exit;
 
 #[derive(Subcommand)]
@@ -69,10 +68,25 @@ struct Pins {
 }
 
 fn load(overlay: &Path) -> Result<Pins, String> {
-    let loaded = organization(overlay)?;
+    // Parsed from the very text that is later rewritten.
     let org_path = overlay.join("config/organization.yaml");
     let org_text =
         std::fs::read_to_string(&org_path).map_err(|e| format!("{}: {e}", org_path.display()))?;
+    let module_path = overlay.join("MODULE.bazel");
+    let module_text = std::fs::read_to_string(&module_path)
+        .map_err(|e| format!("{}: cannot read: {e}", module_path.display()))?;
+    parse(org_path, org_text, module_path, module_text)
+}
+
+/// Both pins as these texts hold them.
+fn parse(
+    org_path: PathBuf,
+    org_text: String,
+    module_path: PathBuf,
+    module_text: String,
+) -> Result<Pins, String> {
+    let loaded =
+        flywheel_overlay::load_organization(&org_path, &org_text).map_err(|e| e.to_string())?;
     let core = &loaded.organization.core;
     let missing = |key: &str| format!("{}: {key} is not set", org_path.display());
     let pinned = core
@@ -83,9 +97,6 @@ fn load(overlay: &Path) -> Result<Pins, String> {
         .module_name
         .clone()
         .ok_or_else(|| missing("core.module_name"))?;
-    let module_path = overlay.join("MODULE.bazel");
-    let module_text = std::fs::read_to_string(&module_path)
-        .map_err(|e| format!("{}: cannot read: {e}", module_path.display()))?;
     let pin = find_core_pin(&module_path, &module_text, &module.value)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| {
@@ -95,6 +106,7 @@ fn load(overlay: &Path) -> Result<Pins, String> {
                 module.value
             )
         })?;
+    let core_repo = core.repository.as_ref().map(|r| r.value.clone());
     Ok(Pins {
         org_path,
         org_text,
@@ -102,8 +114,31 @@ fn load(overlay: &Path) -> Result<Pins, String> {
         module_path,
         module_text,
         pin,
-        core_repo: core.repository.as_ref().map(|r| r.value.clone()),
+        core_repo,
     })
+}
+
+/// Proof that both texts now pin `sha` (and nothing else moved the pins).
+fn prove(p: &Pins, org_text: String, module_text: String, sha: &str) -> Result<(), String> {
+    let after = parse(
+        p.org_path.clone(),
+        org_text,
+        p.module_path.clone(),
+        module_text,
+    )?;
+    if after.pinned.value.eq_ignore_ascii_case(sha) && after.pin.commit.eq_ignore_ascii_case(sha) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the pins do not agree on {sha}: {}:{} core.pinned_commit = {}, {}:{} commit = {}",
+            p.org_path.display(),
+            after.pinned.pos.line,
+            after.pinned.value,
+            p.module_path.display(),
+            after.pin.pos.line,
+            after.pin.commit
+        ))
+    }
 }
 
 pub fn run(cmd: PinsCommand) -> u8 {
@@ -216,6 +251,13 @@ fn refresh(overlay: &Path, to: &str, core: Option<&Path>, format: Format) -> u8 
                 return exit::USAGE;
             }
         };
+        // The edit must move exactly the pins, as the parser reads them.
+        if let Err(e) = prove(&p, org_new.clone(), module_new.clone(), &resolved.sha) {
+            eprintln!(
+                "flywheel pins refresh: editing would not refresh both pins ({e}); nothing changed, edit by hand"
+            );
+            return exit::USAGE;
+        }
         let first = Change {
             path: p.org_path.clone(),
             old: p.org_text.clone(),
@@ -239,7 +281,15 @@ fn refresh(overlay: &Path, to: &str, core: Option<&Path>, format: Format) -> u8 
                 return exit::FOUND;
             }
         };
-        let written = write_both(&mut AtomicWriter, &first, &second);
+        let written = write_both(&mut AtomicWriter, &first, &second).and_then(|()| {
+            // Re-read both files: proof that the pins now agree on disk.
+            let read = |path: &Path| {
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("{}: cannot read back ({e})", path.display()))
+            };
+            prove(&p, read(&p.org_path)?, read(&p.module_path)?, &resolved.sha)
+                .map_err(|e| format!("after writing, {e}; check both files"))
+        });
         audit.finish(
             serde_json::json!({"written": written.is_ok(), "error": written.as_ref().err()}),
         );

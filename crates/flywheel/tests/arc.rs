@@ -871,3 +871,93 @@ async fn apply_removes_a_leftover_token_and_kubectls_copy_of_old_data() {
     );
     assert!(!o.stdout.contains("Z2hwX29sZA"));
 }
+
+/// A lone CR is a YAML line break: the pin is found where the parser put it,
+/// never in a comment that holds the same SHA one `\n`-line further down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pins_refresh_with_a_lone_cr_edits_the_pin_not_a_comment() {
+    let env = Env::new("tinyland-infra");
+    let org = env.overlay.join("config/organization.yaml");
+    let text = std::fs::read_to_string(&org).expect("org");
+    let pin = format!("  # April 28 pin refresh (selected core).\n  pinned_commit: {CORE_SHA}\n");
+    assert!(text.contains(&pin));
+    // `  # was pinned:  ` is as long as `  pinned_commit: `.
+    let edited = text.replace(
+        &pin,
+        &format!("  # April 28 pin refresh (selected core).\r  pinned_commit: {CORE_SHA}\n  # was pinned:  {CORE_SHA}\n"),
+    );
+    std::fs::write(&org, &edited).expect("write");
+    let o = env
+        .run(&[
+            "pins",
+            "refresh",
+            "--overlay",
+            s(&env.overlay),
+            "--to",
+            NEW_SHA,
+        ])
+        .await;
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    let after = std::fs::read_to_string(&org).expect("org");
+    assert!(
+        after.contains(&format!(
+            "\r  pinned_commit: {NEW_SHA}\n  # was pinned:  {CORE_SHA}\n"
+        )),
+        "{after:?}"
+    );
+    let o = env
+        .run(&["pins", "show", "--overlay", s(&env.overlay)])
+        .await;
+    assert_eq!(o.code, 0, "pins agree: {}", o.stdout);
+}
+
+/// pins refresh takes an advisory lock on both files: it waits while another
+/// writer holds one, and an edit made meanwhile is never overwritten.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pins_refresh_waits_for_the_lock_and_never_loses_an_edit() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new("tinyland-infra");
+    let org = env.overlay.join("config/organization.yaml");
+    set_mode(&org, 0o640);
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&org)
+        .expect("open");
+    held.lock().expect("lock");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_flywheel"));
+    cmd.args([
+        "pins",
+        "refresh",
+        "--overlay",
+        s(&env.overlay),
+        "--to",
+        NEW_SHA,
+    ])
+    .current_dir(env.tmp.path())
+    .env_remove("GITHUB_TOKEN")
+    .env_remove("GH_TOKEN");
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "refresh must wait while the file is locked"
+    );
+    // The other writer's edit, made under its lock.
+    let text = std::fs::read_to_string(&org).expect("org");
+    std::fs::write(&org, format!("{text}# concurrent edit\n")).expect("edit");
+    held.unlock().expect("unlock");
+    drop(held);
+    let status = child.wait().await.expect("wait");
+    let after = std::fs::read_to_string(&org).expect("org");
+    assert!(after.ends_with("# concurrent edit\n"), "edit lost: {after}");
+    assert_eq!(status.code(), Some(1), "changed since it was read");
+    assert_eq!(
+        std::fs::metadata(&org).expect("meta").permissions().mode() & 0o777,
+        0o640
+    );
+}
