@@ -82,7 +82,22 @@ pub fn rewrite(
         )
     })?;
     if module_bazel.get(pin.range.clone()) != Some(pin.commit.as_str()) {
-        return Err("MODULE.bazel changed while it was read; run again".into());
+        // The text was read once, so it did not change: the literal's
+        // spelling is not its value (`r"…"`, `"\x36…"`).
+        let begin = pin.range.start.saturating_sub(1).min(module_bazel.len());
+        let begin = (0..=begin)
+            .rev()
+            .find(|&i| module_bazel.is_char_boundary(i))
+            .unwrap_or(0);
+        let rest = &module_bazel[begin..];
+        let line = rest.split(['\n', '\r', ',', ')']).next().unwrap_or("");
+        let shown: String = line.chars().take(60).collect();
+        return Err(format!(
+            "MODULE.bazel:{}: the core pin is written as a raw or escaped string ({}); flywheel edits only a plain \"<40 hex>\" literal: write it as commit = \"{}\" and run again, or edit both pins by hand",
+            pin.pos,
+            flywheel_text::human(shown.trim()),
+            flywheel_text::human(&pin.commit)
+        ));
     }
     let splice =
         |text: &str, r: Range<usize>| format!("{}{new}{}", &text[..r.start], &text[r.end..]);

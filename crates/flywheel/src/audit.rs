@@ -3,7 +3,8 @@
 //! mutation: when the intent cannot be written, the command changes nothing.
 //!
 //! Where: `FLYWHEEL_AUDIT_LOG`, else `$XDG_STATE_HOME/flywheel/audit.jsonl`,
-//! else `~/.local/state/flywheel/audit.jsonl`.
+//! else `~/.local/state/flywheel/audit.jsonl`. A relative `XDG_STATE_HOME` is
+//! ignored, as the XDG Base Directory spec says.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ fn default_path() -> Option<PathBuf> {
     }
     let state = var("XDG_STATE_HOME")
         .map(PathBuf::from)
+        .filter(|p| p.is_absolute()) // the XDG spec: relative paths are invalid, ignore them
         .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
     Some(state.join("flywheel/audit.jsonl"))
 }

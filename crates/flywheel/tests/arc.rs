@@ -961,3 +961,62 @@ async fn pins_refresh_waits_for_the_lock_and_never_loses_an_edit() {
         0o640
     );
 }
+
+/// A raw or escaped string literal is refused with what it is, not "changed
+/// while it was read".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pins_refresh_names_a_raw_or_escaped_commit_literal() {
+    for spelled in [
+        format!("r\"{CORE_SHA}\""),
+        format!("\"\\x36{}\"", &CORE_SHA[1..]),
+    ] {
+        let env = Env::new("tinyland-infra");
+        let module = env.overlay.join("MODULE.bazel");
+        let text = std::fs::read_to_string(&module).expect("module");
+        let edited = text.replacen(&format!("\"{CORE_SHA}\""), &spelled, 1);
+        assert_ne!(edited, text);
+        std::fs::write(&module, &edited).expect("write");
+        let o = env
+            .run(&[
+                "pins",
+                "refresh",
+                "--overlay",
+                s(&env.overlay),
+                "--to",
+                NEW_SHA,
+            ])
+            .await;
+        assert_eq!(o.code, 2, "{spelled}: {}", o.stderr);
+        assert!(
+            o.stderr.contains("raw or escaped string")
+                && o.stderr.contains("MODULE.bazel:")
+                && !o.stderr.contains("changed while it was read"),
+            "{spelled}: {}",
+            o.stderr
+        );
+        assert_eq!(std::fs::read_to_string(&module).expect("module"), edited);
+    }
+}
+
+/// A relative XDG_STATE_HOME is ignored (XDG Base Directory spec): the audit
+/// log goes to ~/.local/state, not somewhere under the working directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_xdg_state_home_is_ignored() {
+    let mut env = Env::new("tinyland-infra");
+    env.vars.retain(|(k, _)| k != "FLYWHEEL_AUDIT_LOG");
+    env.set("XDG_STATE_HOME", "relative-state");
+    let o = env
+        .run(&[
+            "pins",
+            "refresh",
+            "--overlay",
+            s(&env.overlay),
+            "--to",
+            NEW_SHA,
+        ])
+        .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(!env.tmp.path().join("relative-state").exists());
+    let log = env.tmp.path().join(".local/state/flywheel/audit.jsonl");
+    assert!(log.is_file(), "{}", log.display());
+}
