@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::{Subcommand, ValueEnum};
 use flywheel_overlay::pins::{AtomicWriter, Change, rewrite, write_both};
 use flywheel_overlay::{CorePin, find_core_pin};
+use flywheel_text::human;
 use flywheel_yaml::Located;
 
 use crate::exit;
@@ -174,15 +175,15 @@ fn show(overlay: &Path, format: Format) -> u8 {
         Format::Text => {
             outln!(
                 "{}:{}: core.pinned_commit = {}",
-                p.org_path.display(),
+                human(&p.org_path.display().to_string()),
                 p.pinned.pos.line,
-                p.pinned.value
+                human(&p.pinned.value)
             );
             outln!(
                 "{}:{}: git_override commit = {}",
-                p.module_path.display(),
+                human(&p.module_path.display().to_string()),
                 p.pin.pos.line,
-                p.pin.commit
+                human(&p.pin.commit)
             );
             if agree {
                 outln!("pins agree");
@@ -307,22 +308,22 @@ fn refresh(overlay: &Path, to: &str, core: Option<&Path>, format: Format) -> u8 
         Format::Text if already => outln!(
             "both pins already at {} (`{to}` via {}); nothing written",
             resolved.sha,
-            resolved.via
+            human(&resolved.via)
         ),
         Format::Text => {
             outln!(
                 "{}: core.pinned_commit {} -> {}",
-                p.org_path.display(),
-                old.0,
+                human(&p.org_path.display().to_string()),
+                human(&old.0),
                 resolved.sha
             );
             outln!(
                 "{}: git_override commit {} -> {}",
-                p.module_path.display(),
-                old.1,
+                human(&p.module_path.display().to_string()),
+                human(&old.1),
                 resolved.sha
             );
-            outln!("`{to}` resolved via {}", resolved.via);
+            outln!("`{to}` resolved via {}", human(&resolved.via));
         }
     }
     exit::OK

@@ -1020,3 +1020,30 @@ async fn a_relative_xdg_state_home_is_ignored() {
     let log = env.tmp.path().join(".local/state/flywheel/audit.jsonl");
     assert!(log.is_file(), "{}", log.display());
 }
+
+/// pins show prints configured values with control characters escaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pins_show_escapes_control_characters() {
+    let env = Env::new("tinyland-infra");
+    let org = env.overlay.join("config/organization.yaml");
+    let text = std::fs::read_to_string(&org).expect("org");
+    std::fs::write(
+        &org,
+        text.replacen(
+            &format!("pinned_commit: {CORE_SHA}"),
+            "pinned_commit: \"x\\e[2K\\rpins agree\"",
+            1,
+        ),
+    )
+    .expect("write");
+    let o = env
+        .run(&["pins", "show", "--overlay", s(&env.overlay)])
+        .await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(
+        !o.stdout.contains('\u{1b}') && !o.stdout.contains('\r'),
+        "{:?}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("x\\e[2K\\rpins agree"), "{}", o.stdout);
+}
