@@ -33,8 +33,8 @@ pub enum ArcCommand {
     /// init + plan the arc-runners stack and run the destroy guard on the saved plan.
     #[command(
         after_help = "Runs `tofu` from PATH in tofu/stacks/arc-runners: init with the overlay's\n\
-        tofu/backend/<cluster>.s3.hcl, plan with the arc-runners tfvars into\n\
-        arc-runners.tfplan, `show -json` it and run the destroy guard.\n\n\
+        tofu/backend/<cluster>.s3.hcl, plan with the arc-runners tfvars into a plan file\n\
+        private to the run, `show -json` it and run the destroy guard.\n\n\
         Exit codes: 0 the guard would allow apply, 3 it would refuse, 1 tofu failed,\n\
         2 bad input (no tofu on PATH, ambiguous files, a plan that is not a plan)."
     )]
@@ -43,7 +43,9 @@ pub enum ArcCommand {
     #[command(
         after_help = "The destroy guard refuses any delete, replace or forget (exit 3, nothing\n\
         applied) unless ALLOW_ARC_DESTROY=1 marks an explicit destructive maintenance\n\
-        window. Only the saved plan the guard read is applied.\n\n\
+        window. Only the saved plan the guard read is applied: it is saved in a folder\n\
+        private to the run (0700, removed afterwards) and its SHA-256 is checked again right\n\
+        before apply.\n\n\
         Exit codes: 0 applied, 3 refused, 1 tofu failed, 2 bad input."
     )]
     Apply(TofuArgs),

@@ -22,7 +22,9 @@ pub enum PlanCommand {
         replace orders) and any `forget`. resource_drift and output_changes are reported,\n\
         never refused. Set ALLOW_ARC_DESTROY=1 only for an explicit destructive maintenance\n\
         window: the plan is then allowed with a warning naming what will be destroyed.\n\n\
-        Exit codes: 0 allowed, 3 refused, 2 unreadable input or not a plan (never \"allowed\").\n\n\
+        Exit codes: 0 allowed, 3 refused (also when stdout is closed or full), 2 unreadable\n\
+        input, not a plan, an action list OpenTofu does not write (`[\"destroy\"]`, `[]`), a key\n\
+        given twice anywhere, or `errored` that is not a boolean (never \"allowed\").\n\n\
         Example:\n  tofu show -json tfplan | flywheel plan guard -"
     )]
     Guard {
