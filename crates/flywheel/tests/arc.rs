@@ -942,7 +942,15 @@ async fn pins_refresh_waits_for_the_lock_and_never_loses_an_edit() {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("spawn");
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // The intent record is written after the files were read, before the lock.
+    for _ in 0..600 {
+        if !env.audit().is_empty() || child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(env.audit().len(), 1, "the intent is recorded");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(
         child.try_wait().expect("wait").is_none(),
         "refresh must wait while the file is locked"
