@@ -1,6 +1,9 @@
 //! `flywheel`: the command line. Thin: parse arguments, call a library,
 //! print, and turn the outcome into an exit code scripts can use.
 
+// Every byte of stdout goes through `out` (closed pipes, full disks).
+#![deny(clippy::print_stdout)]
+
 /// `print!` through the one stdout writer ([`out::emit`]).
 macro_rules! out {
     ($($arg:tt)*) => { $crate::out::emit(&format!($($arg)*)) };
