@@ -3,6 +3,12 @@
 //! init (with the overlay's S3 backend file) → plan into a saved plan file →
 //! `show -json` of that file → the destroy guard → `apply` of exactly that
 //! file, only when the guard allows.
+//!
+//! The saved plan lives in a folder private to the run ([`PlanDir`]: a fresh
+//! 0700 temporary folder, removed afterwards), so two runs in one checkout
+//! never share it, and its SHA-256 ([`digest`]) is taken after `plan` and
+//! compared again before `apply`: a plan file that changed after the guard
+//! read it is never applied.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -15,8 +21,43 @@ pub struct Layout {
     pub stack: PathBuf,
     pub tfvars: PathBuf,
     pub backend: PathBuf,
-    /// The saved plan, inside the stack folder.
+    /// The saved plan, in the run's private folder ([`PlanDir`]).
     pub plan_file: PathBuf,
+}
+
+/// A folder private to one run (mode 0700, outside the checkout) holding its
+/// saved plan; removed when dropped.
+pub struct PlanDir {
+    dir: tempfile::TempDir,
+}
+
+impl PlanDir {
+    pub fn new() -> Result<PlanDir, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("flywheel-arc-plan-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a private folder for the plan file: {e}"))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("{}: cannot make it private: {e}", dir.path().display()))?;
+        }
+        Ok(PlanDir { dir })
+    }
+
+    /// The saved plan's path in this folder.
+    pub fn plan_file(&self) -> PathBuf {
+        self.dir.path().join("arc-runners.tfplan")
+    }
+}
+
+/// SHA-256 of a saved plan file.
+pub fn digest(path: &Path) -> Result<[u8; 32], String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("{}: cannot read the plan file: {e}", path.display()))?;
+    Ok(Sha256::digest(&bytes).into())
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -37,12 +78,13 @@ fn pick(dir: &Path, suffix: &str, prefer: Option<&str>, what: &str) -> Result<Pa
 
 /// The stack layout of `overlay`: the tfvars (the single one, or `tfvars`),
 /// and the backend file (`backend`, else `<cluster>.s3.hcl`, else the single
-/// `tofu/backend/*.s3.hcl`).
+/// `tofu/backend/*.s3.hcl`); the plan is saved as `plan_file`.
 pub fn layout(
     overlay: &Path,
     tfvars: Option<&Path>,
     backend: Option<&Path>,
     cluster: Option<&str>,
+    plan_file: PathBuf,
 ) -> Result<Layout, String> {
     let stack = overlay.join("tofu/stacks/arc-runners");
     if !stack.is_dir() {
@@ -68,7 +110,7 @@ pub fn layout(
         )?,
     };
     Ok(Layout {
-        plan_file: absolute(&stack).join("arc-runners.tfplan"),
+        plan_file,
         stack: absolute(&stack),
         tfvars: absolute(&tfvars),
         backend: absolute(&backend),
@@ -175,9 +217,10 @@ mod tests {
         std::fs::write(o.join("tofu/stacks/arc-runners/x.tfvars"), "").expect("w");
         std::fs::write(o.join("tofu/backend/honey.s3.hcl"), "").expect("w");
         std::fs::write(o.join("tofu/backend/honey-edge.s3.hcl"), "").expect("w");
-        let l = layout(o, None, None, Some("honey")).expect("layout");
+        let plan = PlanDir::new().expect("plan dir");
+        let l = layout(o, None, None, Some("honey"), plan.plan_file()).expect("layout");
         assert!(l.backend.ends_with("honey.s3.hcl"));
-        let e = layout(o, None, None, None).expect_err("two backends");
+        let e = layout(o, None, None, None, plan.plan_file()).expect_err("two backends");
         assert!(
             e.contains("honey-edge.s3.hcl") && e.contains("--backend"),
             "{e}"

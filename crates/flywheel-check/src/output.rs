@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use flywheel_contract::Severity;
+use flywheel_text::human;
 
 use crate::Report;
 
@@ -22,7 +23,7 @@ pub fn text(report: &Report) -> String {
             if current.is_some() {
                 o.push('\n');
             }
-            let _ = writeln!(o, "{}", v.file);
+            let _ = writeln!(o, "{}", human(&v.file));
             current = Some(&v.file);
         }
         let _ = writeln!(
@@ -32,13 +33,13 @@ pub fn text(report: &Report) -> String {
             v.column,
             v.severity.as_str(),
             v.rule,
-            v.message
+            human(&v.message)
         );
         if !v.excerpt.is_empty() {
-            let _ = writeln!(o, "     | {}", v.excerpt.trim_end());
+            let _ = writeln!(o, "     | {}", human(v.excerpt.trim_end()));
         }
         if let Some(r) = &v.replacement {
-            let _ = writeln!(o, "     = use: {r}");
+            let _ = writeln!(o, "     = use: {}", human(r));
         }
     }
     if !report.violations.is_empty() {
@@ -68,17 +69,8 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// Escaping for workflow-command data (after `::`).
-pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
-}
-
-/// Escaping for workflow-command properties (`file=...,line=...`).
-pub fn escape_property(s: &str) -> String {
-    escape_data(s).replace(':', "%3A").replace(',', "%2C")
-}
+/// Workflow-command escaping, shared with the preflight (`flywheel-text`).
+pub use flywheel_text::{github_data as escape_data, github_property as escape_property};
 
 /// `::error file=...,line=...,col=...,title=...::message` per finding.
 pub fn github(report: &Report) -> String {

@@ -395,6 +395,34 @@ fn github_annotations_escape_properties_and_data() {
     );
 }
 
+/// A file name, a finding or a source line with control characters can
+/// forge no line and no color of the text output.
+#[test]
+fn text_output_escapes_control_characters() {
+    let report = Report {
+        files_scanned: 1,
+        violations: vec![Violation {
+            file: "a\n0 errors.md".into(),
+            line: 2,
+            column: 3,
+            rule: "out-of-contract",
+            severity: Severity::Warning,
+            value: "x".into(),
+            message: "m\r\u{1b}[2Kclean".into(),
+            replacement: Some("r\nx".into()),
+            excerpt: "see \u{1b}]8;;http://x\u{7}".into(),
+        }],
+        skipped: Vec::new(),
+    };
+    let text = output::text(&report);
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.starts_with("a\\n0 errors.md\n"), "{text}");
+    assert!(text.contains("= use: r\\nx\n"), "{text}");
+}
+
 #[test]
 fn text_output_groups_by_file_and_shows_the_line_and_fix() {
     let dir = tree();

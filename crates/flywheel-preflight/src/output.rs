@@ -1,7 +1,7 @@
 //! Rendering: text for people, JSON for machines, GitHub annotations and a
 //! Markdown job summary for Actions.
 
-use flywheel_check::output::{escape_data, escape_property};
+use flywheel_text::{github_data as escape_data, github_property as escape_property, human};
 
 use crate::{CheckResult, Report, Run, Status};
 
@@ -35,11 +35,11 @@ fn check_line(out: &mut String, c: &CheckResult, color: bool) {
         "  {} {:<21} {}\n",
         paint(c.status, &head, color),
         c.id,
-        c.summary
+        human(&c.summary)
     ));
     if c.status != Status::Ok {
         for d in &c.detail {
-            out.push_str(&format!("      {d}\n"));
+            out.push_str(&format!("      {}\n", human(d)));
         }
     }
 }
@@ -67,8 +67,8 @@ pub fn counts(r: &Report) -> String {
 pub fn text_report(r: &Report, color: bool) -> String {
     let mut out = format!(
         "preflight {} ({})\n",
-        r.overlay.repository.as_deref().unwrap_or("(no repository)"),
-        r.overlay.dir
+        human(r.overlay.repository.as_deref().unwrap_or("(no repository)")),
+        human(&r.overlay.dir)
     );
     for c in &r.checks {
         check_line(&mut out, c, color);
@@ -79,7 +79,7 @@ pub fn text_report(r: &Report, color: bool) -> String {
     if !r.next_actions.is_empty() {
         out.push_str("\nNext actions:\n");
         for (i, a) in r.next_actions.iter().enumerate() {
-            out.push_str(&format!("  {}. {a}\n", i + 1));
+            out.push_str(&format!("  {}. {}\n", i + 1, human(a)));
         }
     }
     out
@@ -91,7 +91,7 @@ pub fn text(run: &Run, color: bool) -> String {
         let mut s = "across overlays\n".to_string();
         check_line(&mut s, c, color);
         if let Some(n) = &c.next_action {
-            s.push_str(&format!("\nNext action:\n  1. {n}\n"));
+            s.push_str(&format!("\nNext action:\n  1. {}\n", human(n)));
         }
         parts.push(s);
     }
@@ -140,10 +140,12 @@ pub fn github_annotations(run: &Run) -> String {
             escape_data(&body)
         ));
     }
+    // Never a configured value at the start of a line: the runner reads any
+    // line starting with `::` as a command.
     for r in &run.reports {
         out.push_str(&format!(
-            "{}: {}\n",
-            r.overlay.repository.as_deref().unwrap_or(&r.overlay.dir),
+            "preflight {}: {}\n",
+            escape_data(r.overlay.repository.as_deref().unwrap_or(&r.overlay.dir)),
             counts(r)
         ));
     }
@@ -151,7 +153,7 @@ pub fn github_annotations(run: &Run) -> String {
 }
 
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    human(&s.replace('|', "\\|").replace('\n', " ")).into_owned()
 }
 
 /// The Markdown job summary (`$GITHUB_STEP_SUMMARY`).

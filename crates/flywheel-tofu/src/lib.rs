@@ -5,9 +5,95 @@
 //! `format_version` major and errored plans are errors). [`guard`] refuses any
 //! delete (plain or either replace order) and any forget in
 //! `resource_changes[].change.actions`, unless destruction is explicitly allowed.
+//!
+//! Whatever the guard does not know fails closed too: an action list OpenTofu
+//! never writes (`["destroy"]`, `["Delete"]`, `[]`), `errored` that is not a
+//! boolean, and a key that appears twice in any object of the JSON (serde's
+//! last-wins reading of a duplicate must never decide the guard; see
+//! [`strict`]).
 
 use serde::Serialize;
 use serde_json::Value;
+
+/// Reads JSON into a [`Value`], refusing any object that holds a key twice.
+pub mod strict {
+    use std::fmt;
+
+    use serde::Deserialize;
+    use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    /// A JSON value whose objects (at every depth) had unique keys.
+    pub struct StrictValue(pub Value);
+
+    impl<'de> Deserialize<'de> for StrictValue {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(StrictVisitor).map(StrictValue)
+        }
+    }
+
+    struct StrictVisitor;
+
+    impl<'de> Visitor<'de> for StrictVisitor {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_string()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            StrictValue::deserialize(d).map(|v| v.0)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(StrictValue(v)) = seq.next_element()? {
+                out.push(v);
+            }
+            Ok(Value::Array(out))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate key `{key}` (a key given twice is never read last-wins)"
+                    )));
+                }
+                let StrictValue(v) = map.next_value()?;
+                out.insert(key, v);
+            }
+            Ok(Value::Object(out))
+        }
+    }
+
+    /// Parses `text`, refusing duplicate keys anywhere (with line:column).
+    pub fn from_str(text: &str) -> Result<Value, serde_json::Error> {
+        serde_json::from_str::<StrictValue>(text).map(|v| v.0)
+    }
+}
 
 /// What a plan does to one resource address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -23,23 +109,21 @@ pub enum Change {
 }
 
 impl Change {
-    fn of(actions: &[&str]) -> Change {
-        let has = |a: &str| actions.contains(&a);
-        if has("forget") {
-            Change::Forget
-        } else if has("delete") && has("create") {
-            Change::Replace
-        } else if has("delete") {
-            Change::Delete
-        } else if has("create") {
-            Change::Create
-        } else if has("update") {
-            Change::Update
-        } else if has("read") {
-            Change::Read
-        } else {
-            Change::Noop
-        }
+    /// The change of an action list OpenTofu writes; `None` for any other
+    /// list (unknown words, other spellings, empty, other combinations).
+    pub fn of(actions: &[&str]) -> Option<Change> {
+        Some(match actions {
+            ["no-op"] => Change::Noop,
+            ["create"] => Change::Create,
+            ["read"] => Change::Read,
+            ["update"] => Change::Update,
+            ["delete"] => Change::Delete,
+            ["forget"] => Change::Forget,
+            ["delete", "create"] | ["create", "delete"] => Change::Replace,
+            // Replace where the old object is forgotten, not destroyed.
+            ["forget", "create"] | ["create", "forget"] => Change::Forget,
+            _ => return None,
+        })
     }
 
     /// Does this change destroy (or drop from state) something that exists?
@@ -127,7 +211,8 @@ fn changes(list: Option<&Value>, key: &str) -> Result<Vec<ResourceChange>, PlanE
                 .and_then(Value::as_array)
                 .ok_or_else(|| {
                     fail(format!(
-                        "`{key}[{i}].change.actions` is missing ({address})"
+                        "`{key}[{i}].change.actions` is missing ({})",
+                        flywheel_text::human(address)
                     ))
                 })?
                 .iter()
@@ -137,9 +222,22 @@ fn changes(list: Option<&Value>, key: &str) -> Result<Vec<ResourceChange>, PlanE
                     })
                 })
                 .collect::<Result<_, _>>()?;
+            let change = Change::of(&actions).ok_or_else(|| {
+                let listed: Vec<String> = actions.iter().map(|a| format!("{a:?}")).collect();
+                let what = if actions.is_empty() {
+                    "an empty action list".to_string()
+                } else {
+                    format!("unknown actions [{}]", listed.join(", "))
+                };
+                let address = flywheel_text::human(address);
+                fail(format!(
+                    "`{key}[{i}]` {address}: {what}; OpenTofu writes only no-op, create, read, \
+                     update, delete, forget or a replace pair; refusing to judge it"
+                ))
+            })?;
             Ok(ResourceChange {
                 address: address.to_string(),
-                change: Change::of(&actions),
+                change,
                 actions: actions.iter().map(|a| a.to_string()).collect(),
             })
         })
@@ -148,7 +246,7 @@ fn changes(list: Option<&Value>, key: &str) -> Result<Vec<ResourceChange>, PlanE
 
 /// Parses `tofu show -json PLANFILE` output.
 pub fn parse_plan(text: &str) -> Result<Plan, PlanError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| PlanError {
+    let v: Value = strict::from_str(text).map_err(|e| PlanError {
         line: e.line(),
         column: e.column(),
         message: format!(
@@ -183,10 +281,18 @@ pub fn parse_plan(text: &str) -> Result<Plan, PlanError> {
             "{what}: no `planned_values` or `resource_changes`; pass `tofu show -json PLANFILE`"
         )));
     }
-    if obj.get("errored").and_then(Value::as_bool) == Some(true) {
-        return Err(fail(
-            "the plan errored (`errored: true`); it cannot be applied or judged",
-        ));
+    match obj.get("errored") {
+        None | Some(Value::Bool(false)) => {}
+        Some(Value::Bool(true)) => {
+            return Err(fail(
+                "the plan errored (`errored: true`); it cannot be applied or judged",
+            ));
+        }
+        Some(other) => {
+            return Err(fail(format!(
+                "`errored` is {other}, not a boolean; refusing to judge the plan"
+            )));
+        }
     }
     Ok(Plan {
         format_version: format_version.to_string(),

@@ -107,6 +107,74 @@ fn non_plans_fail_closed() {
     assert_eq!(err.line, 1, "{err}");
 }
 
+/// Actions outside OpenTofu's set, and an empty list, fail closed (exit 2)
+/// naming the address and the action: never "allowed".
+#[test]
+fn unknown_or_empty_actions_fail_closed_naming_address_and_action() {
+    for (actions, want) in [
+        (&["destroy"][..], "\"destroy\""),
+        (&["Delete"][..], "\"Delete\""),
+        (&["delete "][..], "\"delete \""),
+        (&["remove"][..], "\"remove\""),
+        (&[][..], "empty"),
+        (&["create", "create"][..], "\"create\", \"create\""),
+        (&["update", "delete"][..], "\"update\", \"delete\""),
+        (&["no-op", "create"][..], "\"no-op\", \"create\""),
+    ] {
+        let err = parse_plan(&plan(&[&["create"], actions])).expect_err("must not be judged");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("helm_release.set[1]") && msg.contains(want),
+            "{actions:?}: {msg}"
+        );
+    }
+}
+
+/// The last-wins reading of a duplicated key never decides the guard.
+#[test]
+fn a_duplicated_key_anywhere_fails_closed() {
+    let dup_actions = plan(&[&["delete"]]).replace(
+        r#""actions":["delete"]"#,
+        r#""actions":["delete"],"actions":["no-op"]"#,
+    );
+    let dup_changes = plan(&[&["delete"]]).replace(
+        r#""output_changes""#,
+        r#""resource_changes":[],"output_changes""#,
+    );
+    let dup_errored =
+        plan(&[&["create"]]).replace(r#""errored":false"#, r#""errored":true,"errored":false"#);
+    let dup_deep =
+        plan(&[&["create"]]).replace(r#""after_unknown":{}"#, r#""after_unknown":{"a":1,"a":2}"#);
+    let dup_escaped = plan(&[&["delete"]]).replace(
+        r#""actions":["delete"]"#,
+        r#""actions":["delete"],"act\u0069ons":["no-op"]"#,
+    );
+    for (text, key) in [
+        (&dup_actions, "actions"),
+        (&dup_escaped, "actions"),
+        (&dup_changes, "resource_changes"),
+        (&dup_errored, "errored"),
+        (&dup_deep, "a"),
+    ] {
+        assert_ne!(text.as_str(), plan(&[&["create"]]), "the test edit applied");
+        let err = parse_plan(text).expect_err("duplicate key");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("duplicate key `{key}`")) && err.line > 0,
+            "{key}: {msg}"
+        );
+    }
+}
+
+#[test]
+fn errored_that_is_not_a_boolean_fails_closed() {
+    for v in [r#""true""#, "1", "null", r#"{}"#] {
+        let text = plan(&[&["create"]]).replace(r#""errored":false"#, &format!(r#""errored":{v}"#));
+        let err = parse_plan(&text).expect_err(v);
+        assert!(err.to_string().contains("`errored`"), "{v}: {err}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -115,12 +183,16 @@ proptest! {
         let _ = parse_plan(&text);
     }
 
+    /// A list of actions with a delete or forget in it is never allowed: it
+    /// is refused, or (when the list is not one OpenTofu writes) an error.
     #[test]
-    fn any_delete_or_forget_is_refused(actions in proptest::collection::vec(
-        prop_oneof![Just("create"), Just("update"), Just("delete"), Just("forget"), Just("read"), Just("no-op")], 1..3)
+    fn any_delete_or_forget_is_never_allowed(actions in proptest::collection::vec(
+        prop_oneof![Just("create"), Just("update"), Just("delete"), Just("forget"), Just("read"), Just("no-op")], 0..4)
     ) {
-        let p = parse_plan(&plan(&[&actions])).expect("plan");
         let destructive = actions.iter().any(|a| *a == "delete" || *a == "forget");
-        prop_assert_eq!(matches!(guard(&p, false), Verdict::Refused { .. }), destructive);
+        match parse_plan(&plan(&[&actions])) {
+            Ok(p) => prop_assert_eq!(matches!(guard(&p, false), Verdict::Refused { .. }), destructive),
+            Err(e) => prop_assert!(e.to_string().contains("helm_release.set[0]"), "{}", e),
+        }
     }
 }

@@ -36,8 +36,8 @@ pub enum ArcCommand {
     /// init + plan the arc-runners stack and run the destroy guard on the saved plan.
     #[command(
         after_help = "Runs `tofu` from PATH in tofu/stacks/arc-runners: init with the overlay's\n\
-        tofu/backend/<cluster>.s3.hcl, plan with the arc-runners tfvars into\n\
-        arc-runners.tfplan, `show -json` it and run the destroy guard.\n\n\
+        tofu/backend/<cluster>.s3.hcl, plan with the arc-runners tfvars into a plan file\n\
+        private to the run, `show -json` it and run the destroy guard.\n\n\
         Exit codes: 0 the guard would allow apply, 3 it would refuse, 1 tofu failed,\n\
         2 bad input (no tofu on PATH, ambiguous files, a plan that is not a plan)."
     )]
@@ -46,7 +46,9 @@ pub enum ArcCommand {
     #[command(
         after_help = "The destroy guard refuses any delete, replace or forget (exit 3, nothing\n\
         applied) unless ALLOW_ARC_DESTROY=1 marks an explicit destructive maintenance\n\
-        window. Only the saved plan the guard read is applied.\n\n\
+        window. Only the saved plan the guard read is applied: it is saved in a folder\n\
+        private to the run (0700, removed afterwards) and its SHA-256 is checked again right\n\
+        before apply.\n\n\
         Exit codes: 0 applied, 3 refused, 1 tofu failed, 2 bad input."
     )]
     Apply(TofuArgs),
@@ -205,8 +207,8 @@ fn run_secret(a: SecretArgs) -> u8 {
     if a.dry_run {
         let manifests = secret::redacted_manifests(&name, &creds);
         match a.format {
-            Format::Text => print!("{manifests}"),
-            Format::Json => println!(
+            Format::Text => out!("{manifests}"),
+            Format::Json => outln!(
                 "{}",
                 serde_json::json!({"secret": name, "namespaces": secret::NAMESPACES, "dry_run": true, "manifests": manifests})
             ),
@@ -287,7 +289,7 @@ fn run_secret(a: SecretArgs) -> u8 {
     match a.format {
         Format::Text => {
             for (ns, r) in &results {
-                println!("{ns}/{name}: {r}");
+                outln!("{ns}/{name}: {r}");
             }
         }
         Format::Json => {
@@ -295,7 +297,7 @@ fn run_secret(a: SecretArgs) -> u8 {
                 .iter()
                 .map(|(ns, r)| serde_json::json!({"namespace": ns, "applied": r}))
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"secret": name, "namespaces": list})
             );
@@ -361,11 +363,20 @@ fn run_tofu(a: TofuArgs, apply: bool) -> u8 {
         Err(e) => return usage(e),
     };
     let cluster = org.substrate.cluster.name.as_ref().map(|c| c.value.clone());
+    // The saved plan is private to this run (removed when `plan_dir` drops).
+    let plan_dir = match tofu::PlanDir::new() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("flywheel {what}: {e}");
+            return exit::FOUND;
+        }
+    };
     let layout = match tofu::layout(
         &a.overlay,
         a.tfvars.as_deref(),
         a.backend.as_deref(),
         cluster.as_deref(),
+        plan_dir.plan_file(),
     ) {
         Ok(l) => l,
         Err(e) => return usage(e),
@@ -391,6 +402,13 @@ fn run_tofu(a: TofuArgs, apply: bool) -> u8 {
             return exit::FOUND;
         }
     }
+    let planned = match tofu::digest(&layout.plan_file) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("flywheel {what}: {e}");
+            return exit::FOUND;
+        }
+    };
     let json = match tofu::run(&bin, &show.1, true) {
         Ok(j) => j,
         Err(e) => {
@@ -398,6 +416,20 @@ fn run_tofu(a: TofuArgs, apply: bool) -> u8 {
             return exit::FOUND;
         }
     };
+    // The guard judges what `show -json` printed: the plan file must still be
+    // the one `plan` wrote, then and right before `apply`.
+    let unchanged = || match tofu::digest(&layout.plan_file) {
+        Ok(d) if d == planned => Ok(()),
+        Ok(_) => Err(format!(
+            "{}: the plan file changed after the guard read it; nothing was applied",
+            layout.plan_file.display()
+        )),
+        Err(e) => Err(format!("{e}; nothing was applied")),
+    };
+    if let Err(e) = unchanged() {
+        eprintln!("flywheel {what}: {e}");
+        return exit::FOUND;
+    }
     let parsed = match parse_plan(&json) {
         Ok(p) => p,
         Err(e) => {
@@ -430,6 +462,11 @@ fn run_tofu(a: TofuArgs, apply: bool) -> u8 {
             return exit::FOUND;
         }
     };
+    if let Err(e) = unchanged() {
+        audit.finish(serde_json::json!({"applied": false, "error": e}));
+        eprintln!("flywheel {what}: {e}");
+        return exit::FOUND;
+    }
     eprintln!("== tofu apply {}", layout.plan_file.display());
     match tofu::run(&bin, &apply_step.1, false) {
         Ok(_) => {

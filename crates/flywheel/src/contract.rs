@@ -1,6 +1,5 @@
 //! `flywheel contract render|check`.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -52,7 +51,7 @@ pub enum ContractCommand {
         /// Output format.
         #[arg(long, short = 'o', value_enum, default_value_t = CheckFormat::Text)]
         format: CheckFormat,
-        /// Worker threads (default: one per core).
+        /// Worker threads (default: one per core; at most 4 per core, 64 in all).
         #[arg(long, short = 'j', default_value_t = 0)]
         threads: usize,
         /// Files and folders to scan (default: the current folder).
@@ -81,17 +80,30 @@ fn load(config: &ConfigArg) -> Result<Platform, u8> {
     })
 }
 
-fn emit(text: &str) -> u8 {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => exit::OK,
-        // A closed pipe (`| head`) is not a failure of the check.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
-        Err(e) => {
-            eprintln!("flywheel: cannot write output: {e}");
-            exit::USAGE
-        }
+/// Most worker threads a scan uses: 4 per core, at most 64.
+fn max_threads(cores: usize) -> usize {
+    cores.saturating_mul(4).clamp(1, 64)
+}
+
+/// `requested` threads clamped to [`max_threads`], with a note for stderr
+/// when it was lowered.
+fn clamp_threads(requested: usize, cores: usize) -> (usize, Option<String>) {
+    let max = max_threads(cores);
+    if requested > max {
+        (
+            max,
+            Some(format!(
+                "flywheel: -j {requested} is more than this machine uses well; using {max} threads (4 per core, at most 64)"
+            )),
+        )
+    } else {
+        (requested, None)
     }
+}
+
+fn emit(text: &str) -> u8 {
+    crate::out::emit(text);
+    exit::OK
 }
 
 pub fn run(cmd: ContractCommand) -> u8 {
@@ -126,6 +138,11 @@ pub fn run(cmd: ContractCommand) -> u8 {
             } else {
                 paths
             };
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let (threads, note) = clamp_threads(threads, cores);
+            if let Some(note) = note {
+                eprintln!("{note}");
+            }
             let options = ScanOptions {
                 skip: vec![config.config.clone()],
                 threads,
@@ -154,5 +171,23 @@ pub fn run(cmd: ContractCommand) -> u8 {
                 exit::OK
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_are_clamped_to_four_per_core_and_64() {
+        assert_eq!(clamp_threads(0, 8), (0, None), "0 = one per core");
+        assert_eq!(clamp_threads(8, 2).0, 8);
+        assert_eq!(clamp_threads(9, 2).0, 8);
+        assert_eq!(clamp_threads(5000, 128).0, 64);
+        assert!(
+            clamp_threads(5000, 2)
+                .1
+                .is_some_and(|n| n.contains("-j 5000"))
+        );
     }
 }

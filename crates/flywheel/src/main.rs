@@ -1,10 +1,29 @@
 //! `flywheel`: the command line. Thin: parse arguments, call a library,
 //! print, and turn the outcome into an exit code scripts can use.
 
+// Every byte of stdout goes through `out` (closed pipes, full disks).
+#![deny(clippy::print_stdout)]
+
+/// `print!` through the one stdout writer ([`out::emit`]).
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::out::emit(&format!($($arg)*)) };
+}
+
+/// `println!` through the one stdout writer ([`out::emit`]).
+macro_rules! outln {
+    () => { $crate::out::emit("\n") };
+    ($($arg:tt)*) => {{
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        $crate::out::emit(&line)
+    }};
+}
+
 mod arc;
 mod audit;
 mod contract;
 mod forge;
+mod out;
 mod pins;
 mod plan;
 mod preflight;
@@ -84,6 +103,14 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Reports are the product of these; for the guard, arc and pins refresh
+    // the outcome is, and stdout failing never changes it.
+    let report = matches!(
+        cli.command,
+        Command::Contract(_)
+            | Command::Preflight(_)
+            | Command::Pins(pins::PinsCommand::Show { .. })
+    );
     let code = match cli.command {
         Command::Contract(cmd) => contract::run(cmd),
         Command::Plan(cmd) => plan::run(cmd),
@@ -93,5 +120,5 @@ fn main() -> ExitCode {
         Command::Token(cmd) => store_cmd::run_token(cmd),
         Command::Audit(cmd) => store_cmd::run_audit(cmd),
     };
-    ExitCode::from(code)
+    ExitCode::from(out::settle(code, report))
 }

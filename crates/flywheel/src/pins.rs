@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use clap::{Subcommand, ValueEnum};
 use flywheel_overlay::pins::{AtomicWriter, Change, rewrite, write_both};
 use flywheel_overlay::{CorePin, find_core_pin};
+use flywheel_text::human;
 use flywheel_yaml::Located;
 
-use crate::arc::organization;
 use crate::exit;
 
 #[derive(Subcommand)]
@@ -73,10 +73,25 @@ struct Pins {
 }
 
 fn load(overlay: &Path) -> Result<Pins, String> {
-    let loaded = organization(overlay)?;
+    // Parsed from the very text that is later rewritten.
     let org_path = overlay.join("config/organization.yaml");
     let org_text =
         flywheel_fs::read(&org_path, flywheel_fs::Kind::Organization).map_err(|e| e.to_string())?;
+    let module_path = overlay.join("MODULE.bazel");
+    let module_text = flywheel_fs::read(&module_path, flywheel_fs::Kind::ModuleBazel)
+        .map_err(|e| e.to_string())?;
+    parse(org_path, org_text, module_path, module_text)
+}
+
+/// Both pins as these texts hold them.
+fn parse(
+    org_path: PathBuf,
+    org_text: String,
+    module_path: PathBuf,
+    module_text: String,
+) -> Result<Pins, String> {
+    let loaded =
+        flywheel_overlay::load_organization(&org_path, &org_text).map_err(|e| e.to_string())?;
     let core = &loaded.organization.core;
     let missing = |key: &str| format!("{}: {key} is not set", org_path.display());
     let pinned = core
@@ -87,9 +102,6 @@ fn load(overlay: &Path) -> Result<Pins, String> {
         .module_name
         .clone()
         .ok_or_else(|| missing("core.module_name"))?;
-    let module_path = overlay.join("MODULE.bazel");
-    let module_text = flywheel_fs::read(&module_path, flywheel_fs::Kind::ModuleBazel)
-        .map_err(|e| e.to_string())?;
     let pin = find_core_pin(&module_path, &module_text, &module.value)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| {
@@ -99,6 +111,7 @@ fn load(overlay: &Path) -> Result<Pins, String> {
                 module.value
             )
         })?;
+    let core_repo = core.repository.as_ref().map(|r| r.value.clone());
     Ok(Pins {
         org_path,
         org_text,
@@ -106,8 +119,31 @@ fn load(overlay: &Path) -> Result<Pins, String> {
         module_path,
         module_text,
         pin,
-        core_repo: core.repository.as_ref().map(|r| r.value.clone()),
+        core_repo,
     })
+}
+
+/// Proof that both texts now pin `sha` (and nothing else moved the pins).
+fn prove(p: &Pins, org_text: String, module_text: String, sha: &str) -> Result<(), String> {
+    let after = parse(
+        p.org_path.clone(),
+        org_text,
+        p.module_path.clone(),
+        module_text,
+    )?;
+    if after.pinned.value.eq_ignore_ascii_case(sha) && after.pin.commit.eq_ignore_ascii_case(sha) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the pins do not agree on {sha}: {}:{} core.pinned_commit = {}, {}:{} commit = {}",
+            p.org_path.display(),
+            after.pinned.pos.line,
+            after.pinned.value,
+            p.module_path.display(),
+            after.pin.pos.line,
+            after.pin.commit
+        ))
+    }
 }
 
 pub fn run(cmd: PinsCommand) -> u8 {
@@ -133,7 +169,7 @@ fn show(overlay: &Path, format: Format) -> u8 {
     };
     let agree = p.pinned.value.eq_ignore_ascii_case(&p.pin.commit);
     match format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::json!({
                 "organization": {"file": p.org_path.display().to_string(), "line": p.pinned.pos.line, "commit": p.pinned.value},
@@ -142,22 +178,22 @@ fn show(overlay: &Path, format: Format) -> u8 {
             })
         ),
         Format::Text => {
-            println!(
+            outln!(
                 "{}:{}: core.pinned_commit = {}",
-                p.org_path.display(),
+                human(&p.org_path.display().to_string()),
                 p.pinned.pos.line,
-                p.pinned.value
+                human(&p.pinned.value)
             );
-            println!(
+            outln!(
                 "{}:{}: git_override commit = {}",
-                p.module_path.display(),
+                human(&p.module_path.display().to_string()),
                 p.pin.pos.line,
-                p.pin.commit
+                human(&p.pin.commit)
             );
             if agree {
-                println!("pins agree");
+                outln!("pins agree");
             } else {
-                println!(
+                outln!(
                     "pins are SPLIT: refresh both together with `flywheel pins refresh --to REF`"
                 );
             }
@@ -242,6 +278,13 @@ fn refresh(overlay: &Path, to: &str, core: Option<&Path>, timeout: u64, format: 
                 return exit::USAGE;
             }
         };
+        // The edit must move exactly the pins, as the parser reads them.
+        if let Err(e) = prove(&p, org_new.clone(), module_new.clone(), &resolved.sha) {
+            eprintln!(
+                "flywheel pins refresh: editing would not refresh both pins ({e}); nothing changed, edit by hand"
+            );
+            return exit::USAGE;
+        }
         let first = Change {
             path: p.org_path.clone(),
             old: p.org_text.clone(),
@@ -265,7 +308,15 @@ fn refresh(overlay: &Path, to: &str, core: Option<&Path>, timeout: u64, format: 
                 return exit::FOUND;
             }
         };
-        let written = write_both(&mut AtomicWriter, &first, &second);
+        let written = write_both(&mut AtomicWriter, &first, &second).and_then(|()| {
+            // Re-read both files: proof that the pins now agree on disk.
+            let read = |path: &Path| {
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("{}: cannot read back ({e})", path.display()))
+            };
+            prove(&p, read(&p.org_path)?, read(&p.module_path)?, &resolved.sha)
+                .map_err(|e| format!("after writing, {e}; check both files"))
+        });
         audit.finish(
             serde_json::json!({"written": written.is_ok(), "error": written.as_ref().err()}),
         );
@@ -275,29 +326,30 @@ fn refresh(overlay: &Path, to: &str, core: Option<&Path>, timeout: u64, format: 
         }
     }
     match format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::json!({"to": to, "commit": resolved.sha, "via": resolved.via, "changed": !already,
                 "previous": {"organization": old.0, "module_bazel": old.1}})
         ),
-        Format::Text if already => println!(
+        Format::Text if already => outln!(
             "both pins already at {} (`{to}` via {}); nothing written",
-            resolved.sha, resolved.via
+            resolved.sha,
+            human(&resolved.via)
         ),
         Format::Text => {
-            println!(
+            outln!(
                 "{}: core.pinned_commit {} -> {}",
-                p.org_path.display(),
-                old.0,
+                human(&p.org_path.display().to_string()),
+                human(&old.0),
                 resolved.sha
             );
-            println!(
+            outln!(
                 "{}: git_override commit {} -> {}",
-                p.module_path.display(),
-                old.1,
+                human(&p.module_path.display().to_string()),
+                human(&old.1),
                 resolved.sha
             );
-            println!("`{to}` resolved via {}", resolved.via);
+            outln!("`{to}` resolved via {}", human(&resolved.via));
         }
     }
     exit::OK

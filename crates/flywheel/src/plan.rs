@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Subcommand, ValueEnum};
+use flywheel_text::human;
 use flywheel_tofu::{Plan, Verdict, counts, guard, parse_plan};
 
 use crate::exit;
@@ -20,7 +21,9 @@ pub enum PlanCommand {
         replace orders) and any `forget`. resource_drift and output_changes are reported,\n\
         never refused. Set ALLOW_ARC_DESTROY=1 only for an explicit destructive maintenance\n\
         window: the plan is then allowed with a warning naming what will be destroyed.\n\n\
-        Exit codes: 0 allowed, 3 refused, 2 unreadable input or not a plan (never \"allowed\").\n\n\
+        Exit codes: 0 allowed, 3 refused (also when stdout is closed or full), 2 unreadable\n\
+        input, not a plan, an action list OpenTofu does not write (`[\"destroy\"]`, `[]`), a key\n\
+        given twice anywhere, or `errored` that is not a boolean (never \"allowed\").\n\n\
         Example:\n  tofu show -json tfplan | flywheel plan guard -"
     )]
     Guard {
@@ -72,21 +75,21 @@ pub(crate) fn summary(plan: &Plan, detailed: bool) -> String {
             o,
             "  {:<8} {}  [{}]",
             c.change.as_str(),
-            c.address,
-            c.actions.join(", ")
+            human(&c.address),
+            human(&c.actions.join(", "))
         );
     }
     if !plan.drift.is_empty() {
         let _ = writeln!(o, "drift (already happened; reported, not refused):");
         for c in &plan.drift {
-            let _ = writeln!(o, "  {:<8} {}", c.change.as_str(), c.address);
+            let _ = writeln!(o, "  {:<8} {}", c.change.as_str(), human(&c.address));
         }
     }
     if !plan.output_changes.is_empty() {
         let _ = writeln!(
             o,
             "outputs changing (not refused): {}",
-            plan.output_changes.join(", ")
+            human(&plan.output_changes.join(", "))
         );
     }
     o
@@ -96,7 +99,7 @@ pub(crate) fn summary(plan: &Plan, detailed: bool) -> String {
 fn listing(headline: &str, indent: &str, destroys: &[flywheel_tofu::ResourceChange]) -> String {
     let mut o = format!("{headline} {} resource(s):\n", destroys.len());
     for d in destroys {
-        let _ = writeln!(o, "{indent}{} ({})", d.address, d.change.as_str());
+        let _ = writeln!(o, "{indent}{} ({})", human(&d.address), d.change.as_str());
     }
     o
 }
@@ -127,16 +130,16 @@ pub(crate) fn report(parsed: &Plan, verdict: &Verdict, format: GuardFormat, deta
     match format {
         GuardFormat::Json => {
             let doc = serde_json::json!({ "plan": parsed, "verdict": verdict });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         GuardFormat::Text => {
-            print!("{}", summary(parsed, detailed));
+            out!("{}", summary(parsed, detailed));
             match verdict {
                 Verdict::Allowed => {
-                    println!("guard: allowed (nothing is deleted, replaced or forgotten)")
+                    outln!("guard: allowed (nothing is deleted, replaced or forgotten)")
                 }
                 Verdict::Refused { destroys } => {
-                    print!(
+                    out!(
                         "{}",
                         listing(
                             "guard: REFUSED: this plan destroys or forgets",
@@ -144,7 +147,7 @@ pub(crate) fn report(parsed: &Plan, verdict: &Verdict, format: GuardFormat, deta
                             destroys
                         )
                     );
-                    println!(
+                    outln!(
                         "Record the state rehome or teardown decision first; set ALLOW_ARC_DESTROY=1 only for an explicit destructive maintenance window."
                     );
                 }
@@ -157,7 +160,7 @@ pub(crate) fn report(parsed: &Plan, verdict: &Verdict, format: GuardFormat, deta
                             destroys
                         )
                     );
-                    println!("guard: allowed by ALLOW_ARC_DESTROY=1 (destructive)");
+                    outln!("guard: allowed by ALLOW_ARC_DESTROY=1 (destructive)");
                 }
             }
         }

@@ -227,7 +227,7 @@ pub fn run(args: PreflightArgs) -> u8 {
     };
     // Every server string in the report (errors, names, URLs) passes the
     // process-wide redactor: no credential the run holds is ever printed.
-    print!("{}", flywheel_redact::redact(&printed));
+    out!("{}", flywheel_redact::redact(&printed));
     if args.strict && result.fails_strict() {
         exit::FOUND
     } else {

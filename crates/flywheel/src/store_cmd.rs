@@ -205,7 +205,7 @@ pub fn run_token(cmd: TokenCommand) -> u8 {
                 }
                 match format {
                     ListFormat::Text => {
-                        println!("{}", t.secret.expose_secret());
+                        outln!("{}", t.secret.expose_secret());
                         eprintln!(
                             "created token `{}` ({}, expires {}); it is shown only this once",
                             t.info.name,
@@ -213,7 +213,7 @@ pub fn run_token(cmd: TokenCommand) -> u8 {
                             t.info.expires_at.as_deref().unwrap_or("never")
                         );
                     }
-                    ListFormat::Json => println!(
+                    ListFormat::Json => outln!(
                         "{}",
                         serde_json::json!({"name": t.info.name, "role": t.info.role,
                             "expires_at": t.info.expires_at, "token": t.secret.expose_secret()})
@@ -231,13 +231,13 @@ pub fn run_token(cmd: TokenCommand) -> u8 {
                     Err(e) => return fail("token list", e),
                 };
                 match format {
-                    ListFormat::Json => println!(
+                    ListFormat::Json => outln!(
                         "{}",
                         serde_json::to_string_pretty(&tokens).unwrap_or_default()
                     ),
                     ListFormat::Text => {
                         if tokens.is_empty() {
-                            println!("no tokens");
+                            outln!("no tokens");
                         }
                         let now = flywheel_store::now();
                         for t in &tokens {
@@ -248,7 +248,7 @@ pub fn run_token(cmd: TokenCommand) -> u8 {
                             } else {
                                 "expired"
                             };
-                            println!(
+                            outln!(
                                 "{:<24} {:<8} {:<8} created {} by {}, expires {}",
                                 t.name,
                                 t.role.as_str(),
@@ -329,13 +329,15 @@ pub fn run_audit(cmd: AuditCommand) -> u8 {
                 match store.audit_verify().await {
                     Ok(v) => match v.broken {
                         None => {
-                            println!("audit chain intact: {} records", v.records);
+                            outln!("audit chain intact: {} records", v.records);
                             exit::OK
                         }
                         Some(b) => {
-                            println!(
+                            outln!(
                                 "audit chain broken at record {}: {} ({} records verified before it)",
-                                b.seq, b.reason, v.records
+                                b.seq,
+                                b.reason,
+                                v.records
                             );
                             exit::FOUND
                         }
@@ -374,7 +376,7 @@ pub fn run_audit(cmd: AuditCommand) -> u8 {
                         return exit::OK;
                     };
                     for r in &page {
-                        println!("{}", serde_json::to_string(r).unwrap_or_default());
+                        outln!("{}", serde_json::to_string(r).unwrap_or_default());
                     }
                     filter.after_seq = Some(last);
                 }

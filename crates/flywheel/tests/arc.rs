@@ -459,8 +459,12 @@ printf '%s\n' "$*" >> "$FAKE_TOFU_LOG"
 if [ -n "${FAKE_TOFU_FAIL:-}" ] && [[ " $* " == *" $FAKE_TOFU_FAIL "* ]]; then echo "Error: $FAKE_TOFU_FAIL failed" >&2; exit 1; fi
 for a in "$@"; do
   case "$a" in
-    show) cat "$FAKE_TOFU_PLAN"; exit 0 ;;
-    -out=*) : > "${a#-out=}" ;;
+    show) cat "$FAKE_TOFU_PLAN"
+          # Another writer replaces the saved plan after the guard read it.
+          if [ -n "${FAKE_TOFU_TAMPER:-}" ]; then echo tampered >> "${!#}"; fi
+          exit 0 ;;
+    -out=*) out="${a#-out=}"; echo "saved plan" > "$out"
+            printf 'plandir %s %s\n' "$(stat -c %a "$(dirname "$out")")" "$(dirname "$out")" >> "$FAKE_TOFU_LOG" ;;
   esac
 done
 echo "tofu did: $*"
@@ -491,9 +495,63 @@ impl Tofu {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
+            .filter(|l| !l.starts_with("plandir "))
             .map(str::to_string)
             .collect()
     }
+
+    /// (mode, path) of the folder each `plan -out=` wrote into.
+    fn plan_dirs(&self) -> Vec<(String, PathBuf)> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("plandir "))
+            .filter_map(|l| l.split_once(' '))
+            .map(|(m, p)| (m.to_string(), PathBuf::from(p)))
+            .collect()
+    }
+}
+
+/// Two runs never share a plan file: each plans into its own private (0700)
+/// folder outside the checkout, removed afterwards; a plan file that changes
+/// after `show -json` is never applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arc_apply_uses_a_private_plan_file_and_applies_only_what_the_guard_read() {
+    let mut t = Tofu::new(PLAN_CREATE);
+    for _ in 0..2 {
+        let o = t
+            .env
+            .run(&["arc", "apply", "--overlay", s(&t.env.overlay)])
+            .await;
+        assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    }
+    let dirs = t.plan_dirs();
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    assert_ne!(dirs[0].1, dirs[1].1, "each run has its own plan folder");
+    for (mode, dir) in &dirs {
+        assert_eq!(mode, "700", "{}", dir.display());
+        assert!(!dir.starts_with(&t.env.overlay), "{}", dir.display());
+        assert!(!dir.exists(), "removed after the run: {}", dir.display());
+    }
+    let before = t.calls().len();
+    t.env.set("FAKE_TOFU_TAMPER", "1");
+    let o = t
+        .env
+        .run(&["arc", "apply", "--overlay", s(&t.env.overlay)])
+        .await;
+    assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr.contains("changed after the guard read it")
+            && o.stderr.contains("nothing was applied"),
+        "{}",
+        o.stderr
+    );
+    let calls = t.calls();
+    assert_eq!(calls.len(), before + 3, "no apply: {calls:?}");
+    assert!(
+        !calls[before..].iter().any(|c| c.contains(" apply ")),
+        "{calls:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1202,4 +1260,188 @@ async fn an_apply_interrupted_by_sigint_is_audited_as_unknown() {
     let audit = env.audit();
     assert_eq!(audit.len(), 2, "{audit:?}");
     assert_eq!(audit[1]["outcome"]["outcome"], "unknown", "{audit:?}");
+}
+
+/// A lone CR is a YAML line break: the pin is found where the parser put it,
+/// never in a comment that holds the same SHA one `\n`-line further down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pins_refresh_with_a_lone_cr_edits_the_pin_not_a_comment() {
+    let env = Env::new("tinyland-infra");
+    let org = env.overlay.join("config/organization.yaml");
+    let text = std::fs::read_to_string(&org).expect("org");
+    let pin = format!("  # April 28 pin refresh (selected core).\n  pinned_commit: {CORE_SHA}\n");
+    assert!(text.contains(&pin));
+    // `  # was pinned:  ` is as long as `  pinned_commit: `.
+    let edited = text.replace(
+        &pin,
+        &format!("  # April 28 pin refresh (selected core).\r  pinned_commit: {CORE_SHA}\n  # was pinned:  {CORE_SHA}\n"),
+    );
+    std::fs::write(&org, &edited).expect("write");
+    let o = env
+        .run(&[
+            "pins",
+            "refresh",
+            "--overlay",
+            s(&env.overlay),
+            "--to",
+            NEW_SHA,
+        ])
+        .await;
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    let after = std::fs::read_to_string(&org).expect("org");
+    assert!(
+        after.contains(&format!(
+            "\r  pinned_commit: {NEW_SHA}\n  # was pinned:  {CORE_SHA}\n"
+        )),
+        "{after:?}"
+    );
+    let o = env
+        .run(&["pins", "show", "--overlay", s(&env.overlay)])
+        .await;
+    assert_eq!(o.code, 0, "pins agree: {}", o.stdout);
+}
+
+/// pins refresh takes an advisory lock on both files: it waits while another
+/// writer holds one, and an edit made meanwhile is never overwritten.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pins_refresh_waits_for_the_lock_and_never_loses_an_edit() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new("tinyland-infra");
+    let org = env.overlay.join("config/organization.yaml");
+    set_mode(&org, 0o640);
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&org)
+        .expect("open");
+    held.lock().expect("lock");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_flywheel"));
+    cmd.args([
+        "pins",
+        "refresh",
+        "--overlay",
+        s(&env.overlay),
+        "--to",
+        NEW_SHA,
+    ])
+    .current_dir(env.tmp.path())
+    .env_remove("GITHUB_TOKEN")
+    .env_remove("GH_TOKEN");
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    // The intent record is written after the files were read, before the lock.
+    for _ in 0..600 {
+        if !env.audit().is_empty() || child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(env.audit().len(), 1, "the intent is recorded");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "refresh must wait while the file is locked"
+    );
+    // The other writer's edit, made under its lock.
+    let text = std::fs::read_to_string(&org).expect("org");
+    std::fs::write(&org, format!("{text}# concurrent edit\n")).expect("edit");
+    held.unlock().expect("unlock");
+    drop(held);
+    let status = child.wait().await.expect("wait");
+    let after = std::fs::read_to_string(&org).expect("org");
+    assert!(after.ends_with("# concurrent edit\n"), "edit lost: {after}");
+    assert_eq!(status.code(), Some(1), "changed since it was read");
+    assert_eq!(
+        std::fs::metadata(&org).expect("meta").permissions().mode() & 0o777,
+        0o640
+    );
+}
+
+/// A raw or escaped string literal is refused with what it is, not "changed
+/// while it was read".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pins_refresh_names_a_raw_or_escaped_commit_literal() {
+    for spelled in [
+        format!("r\"{CORE_SHA}\""),
+        format!("\"\\x36{}\"", &CORE_SHA[1..]),
+    ] {
+        let env = Env::new("tinyland-infra");
+        let module = env.overlay.join("MODULE.bazel");
+        let text = std::fs::read_to_string(&module).expect("module");
+        let edited = text.replacen(&format!("\"{CORE_SHA}\""), &spelled, 1);
+        assert_ne!(edited, text);
+        std::fs::write(&module, &edited).expect("write");
+        let o = env
+            .run(&[
+                "pins",
+                "refresh",
+                "--overlay",
+                s(&env.overlay),
+                "--to",
+                NEW_SHA,
+            ])
+            .await;
+        assert_eq!(o.code, 2, "{spelled}: {}", o.stderr);
+        assert!(
+            o.stderr.contains("raw or escaped string")
+                && o.stderr.contains("MODULE.bazel:")
+                && !o.stderr.contains("changed while it was read"),
+            "{spelled}: {}",
+            o.stderr
+        );
+        assert_eq!(std::fs::read_to_string(&module).expect("module"), edited);
+    }
+}
+
+/// A relative XDG_STATE_HOME is ignored (XDG Base Directory spec): the audit
+/// log goes to ~/.local/state, not somewhere under the working directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_xdg_state_home_is_ignored() {
+    let mut env = Env::new("tinyland-infra");
+    env.vars.retain(|(k, _)| k != "FLYWHEEL_AUDIT_LOG");
+    env.set("XDG_STATE_HOME", "relative-state");
+    let o = env
+        .run(&[
+            "pins",
+            "refresh",
+            "--overlay",
+            s(&env.overlay),
+            "--to",
+            NEW_SHA,
+        ])
+        .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(!env.tmp.path().join("relative-state").exists());
+    let log = env.tmp.path().join(".local/state/flywheel/audit.jsonl");
+    assert!(log.is_file(), "{}", log.display());
+}
+
+/// pins show prints configured values with control characters escaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pins_show_escapes_control_characters() {
+    let env = Env::new("tinyland-infra");
+    let org = env.overlay.join("config/organization.yaml");
+    let text = std::fs::read_to_string(&org).expect("org");
+    std::fs::write(
+        &org,
+        text.replacen(
+            &format!("pinned_commit: {CORE_SHA}"),
+            "pinned_commit: \"x\\e[2K\\rpins agree\"",
+            1,
+        ),
+    )
+    .expect("write");
+    let o = env
+        .run(&["pins", "show", "--overlay", s(&env.overlay)])
+        .await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(
+        !o.stdout.contains('\u{1b}') && !o.stdout.contains('\r'),
+        "{:?}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("x\\e[2K\\rpins agree"), "{}", o.stdout);
 }

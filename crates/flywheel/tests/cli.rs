@@ -282,3 +282,209 @@ fn arc_plan_refuses_an_http_state_backend_before_calling_tofu() {
     );
     assert!(!called.exists(), "tofu ran");
 }
+
+#[test]
+fn plan_guard_fails_closed_on_an_unknown_action_or_a_duplicate_key() {
+    let o = guard_with(
+        r#"{"format_version":"1.2","planned_values":{},"resource_changes":[
+ {"address":"helm_release.nix","change":{"actions":["destroy"]}}],"errored":false}"#,
+        false,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("helm_release.nix") && stderr(&o).contains("\"destroy\""),
+        "{}",
+        stderr(&o)
+    );
+    let o = guard_with(
+        r#"{"format_version":"1.2","planned_values":{},"resource_changes":[
+ {"address":"helm_release.nix","change":{"actions":["delete"],"actions":["no-op"]}}],"errored":false}"#,
+        false,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains(":2:") && stderr(&o).contains("duplicate key `actions`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A plan deleting `n` resources, big enough that its report fills any pipe buffer.
+fn big_destroy_plan(n: usize) -> String {
+    let rcs: Vec<String> = (0..n)
+        .map(|i| {
+            format!(r#"{{"address":"helm_release.r[{i}]","change":{{"actions":["delete"]}}}}"#)
+        })
+        .collect();
+    format!(
+        r#"{{"format_version":"1.2","planned_values":{{}},"resource_changes":[{}],"errored":false}}"#,
+        rcs.join(",")
+    )
+}
+
+/// Runs flywheel with stdout going to `stdout`; (exit code, stderr).
+fn run_with_stdout(
+    args: &[&str],
+    stdout: std::process::Stdio,
+    close: bool,
+) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flywheel"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("ALLOW_ARC_DESTROY")
+        .env_remove("FLYWHEEL_CONFIG")
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if close {
+        // `| head -0`: the reader is gone before anything is written.
+        drop(child.stdout.take());
+    }
+    let o = child.wait_with_output().expect("wait");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn dev_full() -> std::process::Stdio {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full")
+        .into()
+}
+
+/// The guard's verdict decides the exit code whatever happens to stdout: a
+/// destructive plan is exit 3 with stdout closed or full, never a panic.
+#[test]
+fn a_closed_or_full_stdout_never_changes_the_guard_verdict() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, big_destroy_plan(20_000)).expect("write");
+    let safe = dir.path().join("safe.json");
+    std::fs::write(
+        &safe,
+        r#"{"format_version":"1.2","planned_values":{},"resource_changes":[
+ {"address":"a.b","change":{"actions":["create"]}}],"errored":false}"#,
+    )
+    .expect("write");
+    let big = big.to_str().expect("utf-8");
+    let safe = safe.to_str().expect("utf-8");
+    for format in ["text", "json"] {
+        let (code, err) = run_with_stdout(
+            &["plan", "guard", "-o", format, big],
+            std::process::Stdio::piped(),
+            true,
+        );
+        assert_eq!(code, Some(3), "closed pipe, {format}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        let (code, err) = run_with_stdout(&["plan", "guard", "-o", format, big], dev_full(), false);
+        assert_eq!(code, Some(3), "/dev/full, {format}: {err}");
+        assert!(
+            !err.contains("panicked") && err.contains("cannot write"),
+            "{err}"
+        );
+    }
+    let (code, err) = run_with_stdout(&["plan", "guard", safe], dev_full(), false);
+    assert_eq!(code, Some(0), "{err}");
+}
+
+/// Every command writes through one writer: no panic on a closed or full
+/// stdout; a report that could not be written is not a clean exit.
+#[test]
+fn every_command_survives_a_closed_or_full_stdout() {
+    let commands: [&[&str]; 4] = [
+        &["contract", "render", "--config", CONFIG],
+        &["contract", "check", "--config", CONFIG, "examples/overlays"],
+        &[
+            "preflight",
+            "--offline",
+            "--overlay",
+            "examples/overlays/jesssullivan-infra",
+        ],
+        &[
+            "pins",
+            "show",
+            "--overlay",
+            "examples/overlays/tinyland-infra",
+        ],
+    ];
+    for args in commands {
+        let (code, err) = run_with_stdout(args, std::process::Stdio::piped(), true);
+        assert!(
+            !err.contains("panicked") && code != Some(101),
+            "{args:?}: {code:?} {err}"
+        );
+        let (code, err) = run_with_stdout(args, dev_full(), false);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains("cannot write"), "{args:?}: {err}");
+    }
+}
+
+/// An address holding a newline or an ANSI escape can forge no line of the
+/// guard's output (stdout or stderr).
+#[test]
+fn plan_addresses_are_printed_escaped() {
+    let forged =
+        r#"helm_release.x\nguard: allowed (nothing is deleted, replaced or forgotten)\u001b[2K\r"#;
+    let plan = format!(
+        r#"{{"format_version":"1.2","planned_values":{{}},"resource_changes":[
+ {{"address":"{forged}","change":{{"actions":["delete"]}}}}],"output_changes":{{"o\nx":{{"actions":["update"]}}}},"errored":false}}"#
+    );
+    for allow in [false, true] {
+        let o = guard_with(&plan, allow);
+        assert_eq!(o.status.code(), Some(if allow { 0 } else { 3 }));
+        for text in [stdout(&o), stderr(&o)] {
+            assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
+            assert!(
+                text.lines()
+                    .filter(|l| l.starts_with("guard: allowed (nothing"))
+                    .count()
+                    == 0,
+                "{text}"
+            );
+        }
+        assert!(
+            stdout(&o).contains(r"helm_release.x\nguard"),
+            "{}",
+            stdout(&o)
+        );
+    }
+    let o = guard_with(&plan.replace(r#"["delete"]"#, r#"["Delete"]"#), false);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        !stderr(&o).contains('\u{1b}') && stderr(&o).contains(r"helm_release.x\nguard"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// `-j 5000` does not spawn thousands of threads: it is clamped, and said so.
+#[test]
+fn thread_counts_are_clamped_and_said_so() {
+    let o = flywheel(&[
+        "contract",
+        "check",
+        "-c",
+        CONFIG,
+        "-j",
+        "5000",
+        "examples/overlays",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("-j 5000") && err.contains("using"), "{err}");
+    let o = flywheel(&[
+        "contract",
+        "check",
+        "-c",
+        CONFIG,
+        "-j",
+        "2",
+        "examples/overlays",
+    ]);
+    assert!(!stderr(&o).contains("using"), "{}", stderr(&o));
+}

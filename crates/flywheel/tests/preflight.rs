@@ -1697,3 +1697,48 @@ async fn core_anchors_to_another_organization_are_reported_as_such() {
         detail(&j, "core-anchors")
     );
 }
+
+/// A configured value can forge neither a workflow command in `-o github`
+/// nor a line or a color in text output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_values_cannot_forge_workflow_commands_or_text_lines() {
+    let w = World::new().await;
+    let dir = w.overlay("jesssullivan-infra");
+    rewrite(
+        &dir.join("config/organization.yaml"),
+        "  repository: Jesssullivan/jesssullivan-infra\n",
+        "  repository: \"Jesssullivan/x\\n::error title=forged::all good\\n::stop-commands::t\\r\\e[32m\"\n",
+    );
+    let o = w
+        .preflight(&["--overlay", s(&dir), "--offline", "-o", "github"])
+        .await;
+    for line in o.stdout.lines() {
+        assert!(
+            !line.trim_start().starts_with("::stop-commands")
+                && !line.starts_with("::error title=forged")
+                && !line.starts_with("Jesssullivan/"),
+            "forged line: {line:?}\n{}",
+            o.stdout
+        );
+        assert!(!line.contains('\r') && !line.contains('\u{1b}'), "{line:?}");
+        if !line.starts_with("::") {
+            assert!(line.starts_with("preflight "), "{line:?}");
+        }
+    }
+    let o = w.preflight(&["--overlay", s(&dir), "--offline"]).await;
+    assert!(
+        !o.stdout.contains('\u{1b}') && !o.stdout.contains('\r'),
+        "{:?}",
+        o.stdout
+    );
+    assert!(
+        !o.stdout.lines().any(|l| l.starts_with("::error")),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("Jesssullivan/x\\n::error"),
+        "{}",
+        o.stdout
+    );
+}
