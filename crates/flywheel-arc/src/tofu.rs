@@ -191,17 +191,32 @@ pub fn run(tofu: &Path, args: &[OsString], capture: bool) -> Result<String, Stri
         // tofu's progress belongs with ours, on stderr, so stdout stays the report.
         cmd.stdout(std::io::stderr());
     }
-    let out = cmd
-        .output()
+    let step = args
+        .get(1)
+        .map(|a| a.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let mut child = cmd
+        .spawn()
         .map_err(|e| format!("cannot run {}: {e}", tofu.display()))?;
-    if !out.status.success() {
-        let step = args
-            .get(1)
-            .map(|a| a.to_string_lossy().to_string())
-            .unwrap_or_default();
-        return Err(format!("`tofu {step}` failed ({})", out.status));
+    // What tofu prints is read like a plan file: bounded (512 MiB), UTF-8.
+    let shown = format!("`tofu {step}` output");
+    let captured = child.stdout.take().map(|stdout| {
+        flywheel_fs::read_stream(stdout, Path::new(&shown), flywheel_fs::Kind::PlanJson)
+    });
+    if matches!(captured, Some(Err(_))) {
+        let _ = child.kill();
     }
-    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    let status = child
+        .wait()
+        .map_err(|e| format!("cannot run {}: {e}", tofu.display()))?;
+    if !status.success() {
+        return Err(format!("`tofu {step}` failed ({status})"));
+    }
+    match captured {
+        Some(Ok(text)) => Ok(text),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Ok(String::new()),
+    }
 }
 
 #[cfg(test)]

@@ -114,7 +114,13 @@ pub trait Writer {
 
     /// The file as it is now (to notice an edit made since it was read).
     fn current(&mut self, path: &Path) -> std::io::Result<String> {
-        std::fs::read_to_string(path)
+        // The one bounded reader: regular files only, within the limit.
+        let kind = if path.file_name().is_some_and(|n| n == "MODULE.bazel") {
+            flywheel_fs::Kind::ModuleBazel
+        } else {
+            flywheel_fs::Kind::Organization
+        };
+        flywheel_fs::read(path, kind).map_err(|e| std::io::Error::other(e.to_string()))
     }
 
     /// An advisory lock on `path`, held while the value lives.

@@ -151,6 +151,28 @@ fn run_secret(a: SecretArgs) -> u8 {
             });
         return fail(at);
     };
+    // A Kubernetes object name (DNS-1123 subdomain): anything else would be
+    // refused by the apiserver, and is never printed raw.
+    let dns1123 = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !dns1123 {
+        let pos = org
+            .owner
+            .github_app_secret_name
+            .as_ref()
+            .map(|n| n.pos)
+            .unwrap_or_default();
+        return fail(format!(
+            "{}:{pos}: owner.github_app_secret_name `{}` is not a Kubernetes Secret name (lowercase letters, digits, `-` and `.`, at most 253)",
+            a.overlay.join("config/organization.yaml").display(),
+            flywheel_text::human(&name)
+        ));
+    }
     let (creds, warnings) = match secret::load(|k| std::env::var(k).ok()) {
         Ok(x) => x,
         Err(e) => return fail(e),

@@ -488,3 +488,31 @@ fn thread_counts_are_clamped_and_said_so() {
     ]);
     assert!(!stderr(&o).contains("using"), "{}", stderr(&o));
 }
+
+#[test]
+fn arc_secret_refuses_a_secret_name_that_is_not_a_kubernetes_name_and_never_prints_it_raw() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let overlay = tmp.path().join("jess");
+    let src = root().join("examples/overlays/jesssullivan-infra");
+    let to = overlay.join("config/organization.yaml");
+    std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+    let text = std::fs::read_to_string(src.join("config/organization.yaml"))
+        .expect("read")
+        .replace(
+            "github_app_secret_name: github-app-secret-jesssullivan",
+            "github_app_secret_name: \"x\\n\\e[2Kguard: allowed\"",
+        );
+    std::fs::write(&to, text).expect("write");
+    let o = Command::new(env!("CARGO_BIN_EXE_flywheel"))
+        .args(["arc", "secret", "--dry-run", "--overlay"])
+        .arg(&overlay)
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("organization.yaml:18:") && e.contains("is not a Kubernetes Secret name"),
+        "{e}"
+    );
+    assert!(!e.contains('\u{1b}') && !e.contains("\nguard"), "{e}");
+}
