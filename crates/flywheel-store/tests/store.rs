@@ -30,36 +30,26 @@ fn urls(test: &str) -> Vec<(&'static str, String, Keep)> {
 /// SQL run past the store, as someone with the database's rights would.
 async fn try_raw(url: &str, sql: &str) -> Result<String, String> {
     use sqlx::Row;
+    // The same steps on either driver's pool.
+    macro_rules! run {
+        ($pool:ty) => {{
+            let pool = <$pool>::connect(url).await.map_err(|e| e.to_string())?;
+            let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .fetch_all(&pool)
+                .await
+                .map_err(|e| e.to_string())?;
+            let out: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get::<String, _>(0).unwrap_or_default())
+                .collect();
+            pool.close().await;
+            Ok(out.join("\n"))
+        }};
+    }
     if url.starts_with("sqlite://") {
-        let pool = sqlx::SqlitePool::connect(url)
-            .await
-            .map_err(|e| e.to_string())?;
-        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-            .fetch_all(&pool)
-            .await
-            .map_err(|e| e.to_string())?;
-        let out = rows
-            .iter()
-            .map(|r| r.try_get::<String, _>(0).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n");
-        pool.close().await;
-        Ok(out)
+        run!(sqlx::SqlitePool)
     } else {
-        let pool = sqlx::PgPool::connect(url)
-            .await
-            .map_err(|e| e.to_string())?;
-        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-            .fetch_all(&pool)
-            .await
-            .map_err(|e| e.to_string())?;
-        let out = rows
-            .iter()
-            .map(|r| r.try_get::<String, _>(0).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n");
-        pool.close().await;
-        Ok(out)
+        run!(sqlx::PgPool)
     }
 }
 
