@@ -27,6 +27,7 @@ mod out;
 mod pins;
 mod plan;
 mod preflight;
+mod serve;
 mod store_cmd;
 
 use std::process::ExitCode;
@@ -86,6 +87,8 @@ enum Command {
     /// The store's hash-chained audit log: verify the chain, export records.
     #[command(subcommand)]
     Audit(store_cmd::AuditCommand),
+    /// The operator server: API with tokens, trusted proxy identity, roles, audit.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
         Command::Pins(cmd) => pins::run(cmd),
         Command::Token(cmd) => store_cmd::run_token(cmd),
         Command::Audit(cmd) => store_cmd::run_audit(cmd),
+        Command::Serve(args) => serve::run(args),
     };
     ExitCode::from(out::settle(code, report))
 }

@@ -204,3 +204,66 @@ fn cli_mutations_audit_into_the_store_when_a_database_is_given() {
         before
     );
 }
+
+#[test]
+fn serve_answers_health_and_a_token_created_on_the_command_line() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite://{}", dir.path().join("fw.db").display());
+    let o = flywheel(
+        &db,
+        &[
+            "token",
+            "create",
+            "--name",
+            "first-admin",
+            "--role",
+            "admin",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let token = out(&o).trim().to_string();
+    let config =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform.yaml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flywheel"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("FLYWHEEL_DATABASE_URL", &db)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("first line");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let get = |path: &str, auth: Option<&str>| {
+        let mut c = std::net::TcpStream::connect(&addr).expect("connect");
+        let auth = auth
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            c,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\r\n"
+        )
+        .expect("write");
+        let mut s = String::new();
+        c.read_to_string(&mut s).expect("read");
+        s
+    };
+    let health = get("/healthz", None);
+    let me = get("/api/v1/me", Some(&token));
+    let anon = get("/api/v1/me", None);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(
+        me.starts_with("HTTP/1.1 200") && me.contains("\"role\":\"admin\""),
+        "{me}"
+    );
+    assert!(anon.starts_with("HTTP/1.1 401"), "{anon}");
+}

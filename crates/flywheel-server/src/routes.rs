@@ -1,0 +1,59 @@
+//! The route table: every route the server answers, with the least role it
+//! needs. The access layer looks each request's route up here; a route that
+//! is missing from the table is refused (fail closed), and a test walks the
+//! whole table with anonymous and under-privileged callers.
+
+use flywheel_store::Role;
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: health, readiness, metrics (bearer-protected when configured).
+    Public,
+    /// An authenticated caller with at least this role.
+    Role(Role),
+}
+
+/// One route: method, axum path pattern, access, and whether it is JSON API
+/// (401 JSON to the anonymous) or a page (a redirect to sign-in).
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+    pub api: bool,
+}
+
+const fn api(method: &'static str, path: &'static str, role: Role) -> Route {
+    Route {
+        method,
+        path,
+        access: Access::Role(role),
+        api: true,
+    }
+}
+
+const fn public(method: &'static str, path: &'static str) -> Route {
+    Route {
+        method,
+        path,
+        access: Access::Public,
+        api: false,
+    }
+}
+
+/// Every route, HTML and API alike.
+pub const ROUTES: &[Route] = &[
+    public("GET", "/healthz"),
+    public("GET", "/readyz"),
+    api("GET", "/api/v1/me", Role::Viewer),
+    api("GET", "/api/v1/audit", Role::Operator),
+    api("GET", "/api/v1/tokens", Role::Admin),
+    api("POST", "/api/v1/tokens", Role::Admin),
+    api("DELETE", "/api/v1/tokens/{name}", Role::Admin),
+];
+
+/// The table entry for a matched path and method.
+pub fn find(method: &str, path: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| r.method == method && r.path == path)
+}
