@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 use axum::{Json, Router};
-use flywheel_store::{AuditFilter, NewRecord, Phase, Role};
+use flywheel_store::{AuditFilter, NewRecord, Role};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
@@ -188,28 +188,29 @@ async fn create_token(
         serde_json::json!({"name": req.name, "role": role.as_str(), "expires_at": expires_at.map(|e| e.to_string())}),
     );
     // No audit record, no mutation.
-    if let Err(e) = s.store.audit_append(Phase::Intent, &rec).await {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "audit_unavailable",
-            &e.to_string(),
-        );
-    }
-    let created = s
+    let done = s
         .store
-        .create_token(&req.name, role, expires_at, &who.name)
-        .await;
-    let outcome = if created.is_ok() { "ok" } else { "failed" };
-    let _ = s
-        .store
-        .audit_append(
-            Phase::Result,
-            &NewRecord {
-                outcome: outcome.into(),
-                ..rec
-            },
+        .audited(
+            rec,
+            s.store.create_token(&req.name, role, expires_at, &who.name),
+            flywheel_store::outcome_of,
         )
         .await;
+    let created = match done {
+        Ok(d) => {
+            if let Some(e) = d.unrecorded {
+                eprintln!("flywheel serve: token.create: the audit result was not written: {e}");
+            }
+            d.result
+        }
+        Err(e) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                &e.to_string(),
+            );
+        }
+    };
     match created {
         Ok(t) => (
             StatusCode::CREATED,
@@ -238,29 +239,29 @@ async fn revoke_token(
         format!("token:{name}"),
         serde_json::json!({"revoked": true}),
     );
-    if let Err(e) = s.store.audit_append(Phase::Intent, &rec).await {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "audit_unavailable",
-            &e.to_string(),
-        );
-    }
-    let r = s.store.revoke_token(&name).await;
-    let outcome = match &r {
-        Ok(true) => "ok",
-        Ok(false) => "no-op",
-        Err(_) => "failed",
-    };
-    let _ = s
+    let done = s
         .store
-        .audit_append(
-            Phase::Result,
-            &NewRecord {
-                outcome: outcome.into(),
-                ..rec
-            },
-        )
+        .audited(rec, s.store.revoke_token(&name), |r| match r {
+            Ok(true) => "ok",
+            Ok(false) => "no-op",
+            Err(_) => "failed",
+        })
         .await;
+    let r = match done {
+        Ok(d) => {
+            if let Some(e) = d.unrecorded {
+                eprintln!("flywheel serve: token.revoke: the audit result was not written: {e}");
+            }
+            d.result
+        }
+        Err(e) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                &e.to_string(),
+            );
+        }
+    };
     match r {
         Ok(true) => Json(serde_json::json!({"name": name, "revoked": true})).into_response(),
         Ok(false) => error(

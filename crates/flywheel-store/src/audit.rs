@@ -194,7 +194,40 @@ macro_rules! append_on {
     };
 }
 
+/// What [`Store::audited`] answers: the mutation's own result, and the
+/// error when its result record could not be written (the mutation has
+/// already happened then; callers warn).
+pub struct Audited<T> {
+    pub result: T,
+    pub unrecorded: Option<StoreError>,
+}
+
+/// The outcome word a mutation's result record carries.
+pub fn outcome_of<T, E>(r: &Result<T, E>) -> &'static str {
+    if r.is_ok() { "ok" } else { "failed" }
+}
+
 impl Store {
+    /// No audit record, no mutation: writes `rec` as the intent, then runs
+    /// `mutation` (a future does nothing until awaited, so it never runs when
+    /// the intent cannot be written: that is the `Err`), then writes the
+    /// result with the word `outcome` gives.
+    pub async fn audited<T>(
+        &self,
+        rec: NewRecord,
+        mutation: impl std::future::Future<Output = T>,
+        outcome: impl FnOnce(&T) -> &'static str,
+    ) -> Result<Audited<T>, StoreError> {
+        self.audit_append(Phase::Intent, &rec).await?;
+        let result = mutation.await;
+        let rec = NewRecord {
+            outcome: outcome(&result).into(),
+            ..rec
+        };
+        let unrecorded = self.audit_append(Phase::Result, &rec).await.err();
+        Ok(Audited { result, unrecorded })
+    }
+
     /// Appends one record at the head of the chain. Appends are serialized
     /// (SQLite `BEGIN IMMEDIATE`, PostgreSQL a table lock) so the chain stays
     /// linear across replicas. A record holding a token or key is refused.

@@ -12,7 +12,9 @@ mod migrate;
 mod tokens;
 mod url;
 
-pub use audit::{AuditFilter, AuditRecord, Broken, NewRecord, Phase, Verification};
+pub use audit::{
+    AuditFilter, AuditRecord, Audited, Broken, NewRecord, Phase, Verification, outcome_of,
+};
 pub use migrate::{LATEST_VERSION, MIGRATIONS};
 pub use tokens::{NewToken, Role, TokenInfo, hash_token, parse_expiry, valid_token_name};
 pub use url::{default_url, redact_url};

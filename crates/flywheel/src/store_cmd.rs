@@ -2,7 +2,7 @@
 //! hash-chained audit log, from the command line.
 
 use clap::{Args, Subcommand, ValueEnum};
-use flywheel_store::{AuditFilter, NewRecord, Phase, Role, Store};
+use flywheel_store::{AuditFilter, NewRecord, Role, Store};
 use secrecy::ExposeSecret;
 
 use crate::exit;
@@ -179,26 +179,28 @@ pub fn run_token(cmd: TokenCommand) -> u8 {
                         "expires_at": expires_at.map(|e| e.to_string())}),
                 };
                 // No audit record, no token.
-                if let Err(e) = store.audit_append(Phase::Intent, &rec).await {
-                    return fail(
-                        "token create",
-                        format!("not created: the audit intent cannot be written: {e}"),
-                    );
-                }
-                let created = store
-                    .create_token(&name, role, expires_at, &rec.actor)
+                let actor = rec.actor.clone();
+                let done = store
+                    .audited(
+                        rec,
+                        store.create_token(&name, role, expires_at, &actor),
+                        flywheel_store::outcome_of,
+                    )
                     .await;
-                let outcome = if created.is_ok() { "ok" } else { "failed" };
-                let result = NewRecord {
-                    outcome: outcome.into(),
-                    ..rec
+                let done = match done {
+                    Ok(d) => d,
+                    Err(e) => {
+                        return fail(
+                            "token create",
+                            format!("not created: the audit intent cannot be written: {e}"),
+                        );
+                    }
                 };
-                let recorded = store.audit_append(Phase::Result, &result).await;
-                let t = match created {
+                let t = match done.result {
                     Ok(t) => t,
                     Err(e) => return fail("token create", e),
                 };
-                if let Err(e) = recorded {
+                if let Some(e) = done.unrecorded {
                     eprintln!(
                         "flywheel token create: warning: the audit result was not written: {e}"
                     );
@@ -278,27 +280,29 @@ pub fn run_token(cmd: TokenCommand) -> u8 {
                     before: serde_json::Value::Null,
                     after: serde_json::json!({"revoked": true}),
                 };
-                if let Err(e) = store.audit_append(Phase::Intent, &rec).await {
-                    return fail(
-                        "token revoke",
-                        format!("not revoked: the audit intent cannot be written: {e}"),
-                    );
-                }
-                let revoked = store.revoke_token(&name).await;
-                let outcome = match &revoked {
-                    Ok(true) => "ok",
-                    Ok(false) => "no-op",
-                    Err(_) => "failed",
-                };
-                let _ = store
-                    .audit_append(
-                        Phase::Result,
-                        &NewRecord {
-                            outcome: outcome.into(),
-                            ..rec
-                        },
-                    )
+                let done = store
+                    .audited(rec, store.revoke_token(&name), |r| match r {
+                        Ok(true) => "ok",
+                        Ok(false) => "no-op",
+                        Err(_) => "failed",
+                    })
                     .await;
+                let revoked = match done {
+                    Ok(d) => {
+                        if let Some(e) = d.unrecorded {
+                            eprintln!(
+                                "flywheel token revoke: warning: the audit result was not written: {e}"
+                            );
+                        }
+                        d.result
+                    }
+                    Err(e) => {
+                        return fail(
+                            "token revoke",
+                            format!("not revoked: the audit intent cannot be written: {e}"),
+                        );
+                    }
+                };
                 match revoked {
                     Ok(true) => {
                         eprintln!("revoked token `{name}`");
