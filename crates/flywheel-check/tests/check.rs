@@ -4,22 +4,8 @@ use flywheel_check::{Report, Rules, ScanOptions, Violation, output, scan, scan_t
 use flywheel_contract::Severity;
 use proptest::prelude::*;
 
-fn rules() -> Rules {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform.yaml");
-    Rules::from_platform(&flywheel_contract::load(&path).expect("example contract"))
-}
-
-fn check(file: &str, text: &str) -> Vec<Violation> {
-    let mut out = Vec::new();
-    scan_text(&rules(), file, text.as_bytes(), &mut out);
-    out
-}
-
-fn brief(v: &[Violation]) -> Vec<(u32, u32, &'static str, String)> {
-    v.iter()
-        .map(|v| (v.line, v.column, v.rule, v.value.clone()))
-        .collect()
-}
+mod support;
+use support::{brief, check, rules};
 
 #[test]
 fn stale_values_are_found_with_line_column_and_replacement() {

@@ -3,25 +3,11 @@
 
 use std::path::Path;
 
-use flywheel_check::{Rules, ScanOptions, Violation, scan, scan_text};
+use flywheel_check::{ScanOptions, Violation, scan, scan_text};
 use flywheel_contract::Severity;
 
-fn rules() -> Rules {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform.yaml");
-    Rules::from_platform(&flywheel_contract::load(&path).expect("example contract"))
-}
-
-fn check(file: &str, text: &str) -> Vec<Violation> {
-    let mut out = Vec::new();
-    scan_text(&rules(), file, text.as_bytes(), &mut out);
-    out
-}
-
-fn brief(v: &[Violation]) -> Vec<(u32, u32, &'static str, String)> {
-    v.iter()
-        .map(|v| (v.line, v.column, v.rule, v.value.clone()))
-        .collect()
-}
+mod support;
+use support::{brief, check, rules};
 
 fn workflow(runs_on: &str) -> Vec<Violation> {
     check(
