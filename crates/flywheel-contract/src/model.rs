@@ -211,6 +211,10 @@ pub struct Auth {
     pub roles: Vec<Located<Role>>,
     #[serde(default)]
     pub role_mapping: Vec<RoleMapping>,
+    /// The role of an authenticated identity no mapping names: `viewer`
+    /// (the default), `operator`, `admin`, or `none` (refused).
+    #[serde(default)]
+    pub default_role: Option<Located<DefaultRole>>,
     #[serde(default)]
     pub notes: Vec<String>,
 }
@@ -259,6 +263,16 @@ impl AuthKind {
             AuthKind::Webauthn => "WebAuthn",
         }
     }
+}
+
+/// `auth.default_role`: a role, or `none` to refuse unmapped identities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultRole {
+    Viewer,
+    Operator,
+    Admin,
+    None,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]

@@ -10,7 +10,10 @@
 
 pub mod access;
 mod api;
+pub mod peer;
 pub mod routes;
+
+pub use peer::Peer;
 
 /// Whether every route of the table has a handler (for tests and start-up).
 pub fn every_route_has_a_handler() -> Vec<&'static str> {
@@ -182,7 +185,7 @@ async fn authenticate(
 /// The access layer: route lookup, authentication, role, same-origin.
 async fn enforce(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     matched: Option<MatchedPath>,
     mut req: Request,
     next: Next,
@@ -202,7 +205,7 @@ async fn enforce(
     let Access::Role(need) = route.access else {
         return next.run(req).await;
     };
-    let identity = match authenticate(&state, peer, req.headers(), route.api).await {
+    let identity = match authenticate(&state, peer.addr, req.headers(), route.api).await {
         Ok(i) => i,
         Err(resp) => return resp,
     };
@@ -236,7 +239,7 @@ async fn enforce(
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        router(state).into_make_service_with_connect_info::<Peer>(),
     )
     .with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;

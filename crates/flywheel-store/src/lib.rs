@@ -9,6 +9,7 @@
 
 mod audit;
 mod migrate;
+mod sessions;
 mod tokens;
 mod url;
 
@@ -16,6 +17,7 @@ pub use audit::{
     AuditFilter, AuditRecord, Audited, Broken, NewRecord, Phase, Verification, outcome_of,
 };
 pub use migrate::{LATEST_VERSION, MIGRATIONS};
+pub use sessions::{NewSession, PasskeyRow, Session, SessionLimits, random_id, stamp};
 pub use tokens::{NewToken, Role, TokenInfo, hash_token, parse_expiry, valid_token_name};
 pub use url::{default_url, redact_url};
 

@@ -4,12 +4,20 @@ use crate::{Store, StoreError, on_pool};
 
 /// `(version, name, SQLite SQL, PostgreSQL SQL)`, oldest first. Versions
 /// are the UTC date and time the migration was written.
-pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    20261201000000,
-    "init",
-    include_str!("../migrations/sqlite/20261201000000_init.sql"),
-    include_str!("../migrations/postgres/20261201000000_init.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        20261201000000,
+        "init",
+        include_str!("../migrations/sqlite/20261201000000_init.sql"),
+        include_str!("../migrations/postgres/20261201000000_init.sql"),
+    ),
+    (
+        20261202000000,
+        "sessions",
+        include_str!("../migrations/sqlite/20261202000000_sessions.sql"),
+        include_str!("../migrations/postgres/20261202000000_sessions.sql"),
+    ),
+];
 
 /// The newest schema this binary knows.
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -267,12 +267,14 @@ impl Store {
         Ok(row.map_err(|e| self.err(e))?.filter(|t| t.active(now)))
     }
 
-    /// Whether an admin has ever existed (an admin token, revoked or not).
-    /// Sessions and passkeys join this when the server lands.
+    /// Whether an admin has ever existed: an admin token (revoked or not;
+    /// token rows are never deleted), an admin passkey, or an admin session
+    /// (recorded as a fact when it was created, since sessions are deleted).
     pub async fn admin_ever_existed(&self) -> Result<bool, StoreError> {
-        let sql = "SELECT COUNT(*) AS n FROM api_tokens WHERE role = 'admin'";
+        let sql = "SELECT (SELECT COUNT(*) FROM api_tokens WHERE role = 'admin') \
+                   + (SELECT COUNT(*) FROM passkeys WHERE role = 'admin') AS n";
         let n: Result<i64, sqlx::Error> =
             on_pool!(self, |p| sqlx::query_scalar(sql).fetch_one(p).await);
-        n.map(|n| n > 0).map_err(|e| self.err(e))
+        Ok(n.map_err(|e| self.err(e))? > 0 || self.admin_seen().await?)
     }
 }
