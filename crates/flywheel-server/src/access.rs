@@ -1,12 +1,16 @@
 //! Who is calling and what they may do. The chain, first match wins:
 //! trusted proxy identity (only from a peer inside the mode's
-//! `trusted_cidrs`), then API tokens (`Authorization: Bearer fw_...`, on
-//! `/api/v1` only). Headers that claim an identity from any other peer are
+//! `trusted_cidrs`), a verified client certificate (direct mTLS), an API
+//! token (`Authorization: Bearer fw_...`, on `/api/v1` only), then an
+//! interactive session cookie (OIDC, passkey or bootstrap sign-in). With
+//! `auth.proxy_outranks_sessions: false` a session is consulted before the
+//! proxy identity. Headers that claim an identity from any other peer are
 //! ignored and counted as a spoofing attempt.
 //!
 //! Roles: the contract's `auth.role_mapping` (identities and groups) and
 //! `FLYWHEEL_ADMINS`, `FLYWHEEL_OPERATORS`, `FLYWHEEL_VIEWERS`; the highest
-//! match wins; an identity with no match gets viewer.
+//! match wins; an identity with no match gets `auth.default_role` (viewer
+//! unless set; `none` refuses it).
 
 use std::net::IpAddr;
 
@@ -19,7 +23,44 @@ use serde::Serialize;
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     Proxy,
+    Mtls,
     Token,
+    Oidc,
+    Passkey,
+    Bootstrap,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Proxy => "proxy",
+            Method::Mtls => "mtls",
+            Method::Token => "token",
+            Method::Oidc => "oidc",
+            Method::Passkey => "passkey",
+            Method::Bootstrap => "bootstrap",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Method> {
+        [
+            Method::Proxy,
+            Method::Mtls,
+            Method::Token,
+            Method::Oidc,
+            Method::Passkey,
+            Method::Bootstrap,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+    }
+
+    /// Whether the browser sends this credential by itself (a cookie, a
+    /// proxy's headers, a client certificate): such requests need the
+    /// same-origin check and the CSRF token before they may change state.
+    pub fn ambient(self) -> bool {
+        self != Method::Token
+    }
 }
 
 /// An authenticated caller.
@@ -31,6 +72,11 @@ pub struct Identity {
     pub role: Role,
     pub token_name: Option<String>,
     pub expires_at: Option<String>,
+    /// The CSRF token this caller's state-changing requests must carry
+    /// (ambient credentials only).
+    pub csrf: Option<String>,
+    /// The session id's hash, when a session cookie authenticated.
+    pub session: Option<String>,
 }
 
 /// A network in CIDR form.
@@ -106,7 +152,7 @@ pub const IDENTITY_HEADERS: &[&str] = &[
 ];
 
 /// Everything the access layer decides with, built once at start.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Policy {
     pub proxy: Option<Proxy>,
     /// `(identity or group, role)` from the contract, in order.
@@ -114,6 +160,23 @@ pub struct Policy {
     pub groups: Vec<(String, Role)>,
     /// From `FLYWHEEL_ADMINS` / `FLYWHEEL_OPERATORS` / `FLYWHEEL_VIEWERS`.
     pub env: Vec<(String, Role)>,
+    /// The role of an identity no mapping names; `None` refuses it.
+    pub default_role: Option<Role>,
+    /// `auth.proxy_outranks_sessions`.
+    pub proxy_outranks_sessions: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            proxy: None,
+            identities: Vec::new(),
+            groups: Vec::new(),
+            env: Vec::new(),
+            default_role: Some(Role::Viewer),
+            proxy_outranks_sessions: true,
+        }
+    }
 }
 
 fn role_of(r: flywheel_contract::Role) -> Role {
@@ -156,6 +219,13 @@ impl Policy {
                 groups_header: mode.groups_header.as_ref().map(|g| g.to_ascii_lowercase()),
             });
         }
+        policy.proxy_outranks_sessions = p.auth.proxy_outranks_sessions;
+        policy.default_role = match p.auth.default_role.as_ref().map(|d| d.value) {
+            None | Some(flywheel_contract::DefaultRole::Viewer) => Some(Role::Viewer),
+            Some(flywheel_contract::DefaultRole::Operator) => Some(Role::Operator),
+            Some(flywheel_contract::DefaultRole::Admin) => Some(Role::Admin),
+            Some(flywheel_contract::DefaultRole::None) => None,
+        };
         for m in &p.auth.role_mapping {
             let role = role_of(m.role.value);
             if let Some(i) = &m.identity {
@@ -187,9 +257,9 @@ impl Policy {
             .is_some_and(|p| p.cidrs.iter().any(|c| c.contains(peer)))
     }
 
-    /// The highest role the mappings give `name` with `groups`; viewer when
-    /// none matches.
-    pub fn role_for(&self, name: &str, groups: &[String]) -> Role {
+    /// The highest role the mappings give `name` with `groups`; the default
+    /// role when none matches (`None`: refused).
+    pub fn role_for(&self, name: &str, groups: &[String]) -> Option<Role> {
         let by_identity = self
             .identities
             .iter()
@@ -201,6 +271,6 @@ impl Policy {
             .iter()
             .filter(|(g, _)| groups.iter().any(|x| x == g))
             .map(|(_, r)| *r);
-        by_identity.chain(by_group).max().unwrap_or(Role::Viewer)
+        by_identity.chain(by_group).max().or(self.default_role)
     }
 }

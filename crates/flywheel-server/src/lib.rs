@@ -2,16 +2,22 @@
 //!
 //! Shape (after Attic's server): [`access`] decides who is calling and what
 //! role they hold, [`routes`] is the one table of routes and their least
-//! role, `api` holds one handler per endpoint. Every request passes the
-//! access layer, which finds its route in the table (a route missing from
-//! the table is refused), authenticates, and enforces the role before the
-//! handler runs. State lives in the store ([`flywheel_store`]), so replicas
-//! share it.
+//! role, `api` holds one handler per JSON endpoint and `pages` the HTML
+//! pages. Every request passes the access layer ([`enforce`]), which finds
+//! its route in the table (a route missing from the table is refused),
+//! authenticates, enforces the role, and for a state change made with an
+//! ambient credential (cookie, proxy headers, client certificate) checks
+//! the origin and the CSRF token, before the handler runs. State lives in
+//! the store ([`flywheel_store`]), so replicas share it.
 
 pub mod access;
 mod api;
+pub mod cache;
+pub mod metrics;
+mod pages;
 pub mod peer;
 pub mod routes;
+pub mod session;
 
 pub use peer::Peer;
 
@@ -19,32 +25,124 @@ pub use peer::Peer;
 pub fn every_route_has_a_handler() -> Vec<&'static str> {
     routes::ROUTES
         .iter()
-        .filter(|r| api::handler(r).is_none())
+        .filter(|r| handler(r).is_none())
         .map(|r| r.path)
         .collect()
 }
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use flywheel_store::Store;
-use secrecy::SecretString;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::MethodRouter;
+use flywheel_store::{SessionLimits, Store, StoreError};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 
 use crate::access::{IDENTITY_HEADERS, Identity, Policy};
-use crate::routes::Access;
+use crate::routes::{Access, ROUTES, Route};
+
+/// What the server knows of the cluster (for `/readyz` and the banner on
+/// every page).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterStatus {
+    /// `None`: not checked yet (or no cluster configured).
+    pub reachable: Option<bool>,
+    /// Why not, in words.
+    pub reason: String,
+}
+
+/// Settings fixed at start.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    pub limits: SessionLimits,
+    /// When set, `/metrics` wants `Authorization: Bearer <this>`.
+    pub metrics_token: Option<SecretString>,
+}
+
+/// The interactive sign-in methods this server offers (the sign-in page
+/// shows them).
+#[derive(Clone, Debug, Default)]
+pub struct SignInOptions {
+    /// The OIDC issuer's label, when OIDC is configured.
+    pub oidc: Option<String>,
+    /// Whether passkeys (WebAuthn) are configured.
+    pub passkeys: bool,
+}
 
 /// What every handler can reach.
 pub struct AppState {
+    pub sign_in_options: SignInOptions,
     pub store: Store,
     pub policy: Policy,
+    pub settings: Settings,
+    pub cache: cache::AuthCache,
+    pub metrics: metrics::Metrics,
+    pub cluster: RwLock<ClusterStatus>,
     /// Requests that carried identity headers from an untrusted peer.
     pub spoofed: AtomicU64,
+    /// The key CSRF tokens of sessionless ambient callers (proxy, mTLS) are
+    /// derived with; shared by replicas through the store.
+    csrf_key: SecretString,
+}
+
+impl AppState {
+    /// The state over a migrated store.
+    pub async fn new(
+        store: Store,
+        policy: Policy,
+        settings: Settings,
+    ) -> Result<AppState, StoreError> {
+        let fresh = flywheel_store::random_id()?;
+        store.set_fact("csrf_key", fresh.expose_secret()).await?;
+        let csrf_key = store
+            .fact("csrf_key")
+            .await?
+            .map(SecretString::from)
+            .unwrap_or(fresh);
+        Ok(AppState {
+            sign_in_options: SignInOptions::default(),
+            store,
+            policy,
+            settings,
+            cache: Default::default(),
+            metrics: Default::default(),
+            cluster: RwLock::new(ClusterStatus::default()),
+            spoofed: AtomicU64::new(0),
+            csrf_key,
+        })
+    }
+
+    pub fn set_cluster(&self, status: ClusterStatus) {
+        if let Ok(mut c) = self.cluster.write() {
+            *c = status;
+        }
+    }
+
+    pub fn cluster_status(&self) -> ClusterStatus {
+        self.cluster.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The CSRF token of a sessionless ambient identity.
+    fn derived_csrf(&self, method: access::Method, name: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(self.csrf_key.expose_secret().as_bytes());
+        h.update(b"\0csrf\0");
+        h.update(method.as_str().as_bytes());
+        h.update(b"\0");
+        h.update(name.as_bytes());
+        hex_lower(&h.finalize())
+    }
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The largest request body accepted (413 past it).
@@ -59,24 +157,93 @@ pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
+/// The handler of one table route; `None` for a route without one (a test
+/// proves there is none).
+fn handler(route: &Route) -> Option<MethodRouter<Arc<AppState>>> {
+    api::handler(route).or_else(|| pages::handler(route))
+}
+
 /// The whole server.
 pub fn router(state: Arc<AppState>) -> Router {
-    let api = api::routes();
-    Router::new()
-        .merge(api)
-        .fallback(fallback)
+    // Built from the route table itself: nothing is routed that the table
+    // (and so the access layer) does not know.
+    let mut app = Router::new();
+    for r in ROUTES {
+        if let Some(h) = handler(r) {
+            app = app.route(r.path, h);
+        }
+    }
+    app.fallback(fallback)
         .layer(middleware::from_fn_with_state(state.clone(), enforce))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
-async fn fallback(uri: axum::http::Uri) -> Response {
+async fn fallback(State(state): State<Arc<AppState>>, uri: axum::http::Uri) -> Response {
     if uri.path().starts_with("/api/") {
         error(StatusCode::NOT_FOUND, "not_found", "no such API route")
     } else {
-        error(StatusCode::NOT_FOUND, "not_found", "no such page")
+        pages::problem(
+            &state,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no page at this address.",
+        )
     }
 }
+
+/// Per request: an id, security headers, the request log and metrics.
+async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = RequestId(flywheel_store::random_id().map_or_else(
+        |_| format!("{:x}", started.elapsed().as_nanos()),
+        |s| s.expose_secret()[..16].to_string(),
+    ));
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
+    req.extensions_mut().insert(id.clone());
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    let fixed = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ];
+    for (name, value) in fixed {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if let Ok(v) = HeaderValue::from_str(&id.0) {
+        h.insert("x-request-id", v);
+    }
+    let took = started.elapsed();
+    let status = resp.status().as_u16();
+    state.metrics.request(&route, method.as_str(), status, took);
+    tracing::info!(
+        request_id = %id.0,
+        method = %method,
+        route = %route,
+        status,
+        micros = took.as_micros() as u64,
+        "request"
+    );
+    resp
+}
+
+/// The request's id, for logs and audit records.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
 
 fn bearer(headers: &HeaderMap) -> Option<SecretString> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -87,7 +254,9 @@ fn bearer(headers: &HeaderMap) -> Option<SecretString> {
 }
 
 /// Same-origin for state-changing requests authenticated by ambient
-/// credentials (a browser behind the proxy sends them to any site's form).
+/// credentials: `Sec-Fetch-Site: same-origin`, else an `Origin` naming this
+/// host; a request with neither is not a browser's cross-site form (the
+/// CSRF token is still required).
 fn same_origin(headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         return site == "same-origin";
@@ -99,90 +268,265 @@ fn same_origin(headers: &HeaderMap) -> bool {
         (Some(origin), Some(host)) => origin
             .split_once("://")
             .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host),
-        // No Origin: not a browser form post.
         (None, _) => true,
         _ => false,
     }
 }
 
-/// Authenticates a request: first trusted proxy identity, then an API token.
-async fn authenticate(
-    state: &AppState,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    api: bool,
-) -> Result<Option<Identity>, Response> {
-    let proxy_header = state.policy.proxy.as_ref().map(|p| p.user_header.as_str());
-    let claims_identity = IDENTITY_HEADERS
-        .iter()
-        .copied()
-        .chain(proxy_header)
-        .any(|h| headers.contains_key(h));
-    if state.policy.trusts(peer.ip()) {
-        if let Some(proxy) = &state.policy.proxy
-            && let Some(user) = headers
-                .get(proxy.user_header.as_str())
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|u| !u.is_empty())
-        {
-            let groups: Vec<String> = proxy
-                .groups_header
-                .as_ref()
-                .and_then(|g| headers.get(g.as_str()))
-                .and_then(|v| v.to_str().ok())
-                .map(|g| {
-                    g.split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let role = state.policy.role_for(user, &groups);
-            return Ok(Some(Identity {
-                name: user.to_string(),
-                groups,
-                method: access::Method::Proxy,
-                role,
-                token_name: None,
-                expires_at: None,
-            }));
-        }
-    } else if claims_identity {
-        // Believed from no one but the proxy: ignored, counted.
-        state.spoofed.fetch_add(1, Ordering::Relaxed);
-        eprintln!(
-            "flywheel serve: identity headers from untrusted peer {} ignored (spoofing attempt)",
-            peer.ip()
-        );
+/// What authentication found.
+enum Found {
+    Nobody,
+    Someone(Identity),
+    /// A credential was presented and is wrong: answered as such.
+    Refused(Response),
+}
+
+fn no_role(state: &AppState, method: access::Method, api: bool) -> Found {
+    state.metrics.auth(method.as_str(), "no_role");
+    Found::Refused(if api {
+        error(
+            StatusCode::FORBIDDEN,
+            "no_role",
+            "you are signed in, but no role mapping names you and auth.default_role is none",
+        )
+    } else {
+        pages::problem(
+            state,
+            StatusCode::FORBIDDEN,
+            "No role",
+            "You are signed in, but no role mapping names you and this server gives unmapped identities no role.",
+        )
+    })
+}
+
+fn proxy_identity(state: &AppState, peer: &Peer, headers: &HeaderMap, api: bool) -> Found {
+    let Some(proxy) = &state.policy.proxy else {
+        return Found::Nobody;
+    };
+    if !state.policy.trusts(peer.addr.ip()) {
+        return Found::Nobody;
     }
-    // Tokens work on the API only: a page asked with only a token is anonymous.
-    if api && let Some(secret) = bearer(headers) {
-        return match state.store.token_for(&secret, flywheel_store::now()).await {
-            Ok(Some(t)) => Ok(Some(Identity {
+    let Some(user) = headers
+        .get(proxy.user_header.as_str())
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|u| !u.is_empty() && u.len() <= 256 && !u.chars().any(char::is_control))
+    else {
+        return Found::Nobody;
+    };
+    let groups: Vec<String> = proxy
+        .groups_header
+        .as_ref()
+        .and_then(|g| headers.get(g.as_str()))
+        .and_then(|v| v.to_str().ok())
+        .map(|g| {
+            g.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(role) = state.policy.role_for(user, &groups) else {
+        return no_role(state, access::Method::Proxy, api);
+    };
+    state.metrics.auth("proxy", "ok");
+    Found::Someone(Identity {
+        name: user.to_string(),
+        groups,
+        method: access::Method::Proxy,
+        role,
+        token_name: None,
+        expires_at: None,
+        csrf: Some(state.derived_csrf(access::Method::Proxy, user)),
+        session: None,
+    })
+}
+
+fn mtls_identity(state: &AppState, peer: &Peer, api: bool) -> Found {
+    let Some(name) = &peer.client_identity else {
+        return Found::Nobody;
+    };
+    let Some(role) = state.policy.role_for(name, &[]) else {
+        return no_role(state, access::Method::Mtls, api);
+    };
+    state.metrics.auth("mtls", "ok");
+    Found::Someone(Identity {
+        name: name.clone(),
+        groups: Vec::new(),
+        method: access::Method::Mtls,
+        role,
+        token_name: None,
+        expires_at: None,
+        csrf: Some(state.derived_csrf(access::Method::Mtls, name)),
+        session: None,
+    })
+}
+
+async fn token_identity(state: &AppState, secret: SecretString) -> Found {
+    let now = flywheel_store::now();
+    let key = cache::key(&secret);
+    let cached = state.cache.token(&key);
+    let found = match cached {
+        Some(t) => Ok(Some(t)),
+        None => state.store.token_for(&secret, now).await,
+    };
+    match found {
+        Ok(Some(t)) if t.active(now) => {
+            state.cache.put_token(key, t.clone());
+            state.metrics.auth("token", "ok");
+            Found::Someone(Identity {
                 name: format!("token:{}", t.name),
                 groups: Vec::new(),
                 method: access::Method::Token,
                 role: t.role,
                 token_name: Some(t.name),
                 expires_at: t.expires_at,
-            })),
-            Ok(None) => Err(error(
+                csrf: None,
+                session: None,
+            })
+        }
+        Ok(_) => {
+            state.metrics.auth("token", "invalid");
+            Found::Refused(error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",
                 "the token is unknown, revoked or expired",
-            )),
-            Err(e) => Err(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                &e.to_string(),
-            )),
-        };
+            ))
+        }
+        Err(e) => Found::Refused(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            &e.to_string(),
+        )),
     }
-    Ok(None)
 }
 
-/// The access layer: route lookup, authentication, role, same-origin.
+async fn session_identity(state: &AppState, peer: &Peer, headers: &HeaderMap) -> Found {
+    let secure = session::secure(state, peer, headers);
+    let Some(id) = session::cookie(headers, secure) else {
+        return Found::Nobody;
+    };
+    let now = flywheel_store::now();
+    let key = cache::key(&id);
+    let s = match state.cache.session(&key) {
+        Some(s) => Some(s),
+        None => match state
+            .store
+            .session_for(&id, state.settings.limits, now)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                return Found::Refused(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    &e.to_string(),
+                ));
+            }
+        },
+    };
+    let Some(s) = s.filter(|s| now < s.expires_at) else {
+        // A stale or forged cookie is no identity (the page offers sign-in).
+        state.metrics.auth("session", "invalid");
+        return Found::Nobody;
+    };
+    state.cache.put_session(key.clone(), s.clone());
+    let method = access::Method::parse(&s.method).unwrap_or(access::Method::Oidc);
+    state.metrics.auth(method.as_str(), "ok");
+    Found::Someone(Identity {
+        name: s.identity,
+        groups: s.groups,
+        method,
+        role: s.role,
+        token_name: None,
+        expires_at: Some(s.expires_at.to_string()),
+        csrf: Some(s.csrf),
+        session: Some(key),
+    })
+}
+
+/// Authenticates a request. First match wins: trusted proxy identity
+/// (after the session when `proxy_outranks_sessions` is off), direct mTLS,
+/// an API token (API routes only), a session cookie.
+async fn authenticate(state: &AppState, peer: &Peer, headers: &HeaderMap, api: bool) -> Found {
+    let proxy_header = state.policy.proxy.as_ref().map(|p| p.user_header.as_str());
+    let claims_identity = IDENTITY_HEADERS
+        .iter()
+        .copied()
+        .chain(proxy_header)
+        .any(|h| headers.contains_key(h));
+    if claims_identity && !state.policy.trusts(peer.addr.ip()) {
+        // Believed from no one but the proxy: ignored, counted, logged.
+        state.spoofed.fetch_add(1, Ordering::Relaxed);
+        state.metrics.auth("proxy", "spoofed");
+        tracing::warn!(
+            peer = %peer.addr.ip(),
+            "identity headers from an untrusted peer ignored (spoofing attempt)"
+        );
+    }
+    if !state.policy.proxy_outranks_sessions {
+        match session_identity(state, peer, headers).await {
+            Found::Nobody => {}
+            found => return found,
+        }
+    }
+    for found in [
+        proxy_identity(state, peer, headers, api),
+        mtls_identity(state, peer, api),
+    ] {
+        if !matches!(found, Found::Nobody) {
+            return found;
+        }
+    }
+    // Tokens work on the API only: a page asked with only a token is anonymous.
+    if api && let Some(secret) = bearer(headers) {
+        return token_identity(state, secret).await;
+    }
+    session_identity(state, peer, headers).await
+}
+
+/// The CSRF token a state-changing request carries: the `X-CSRF-Token`
+/// header, or the `csrf` field of a URL-encoded form (the body is read and
+/// put back for the handler).
+async fn csrf_of(req: Request) -> (Option<String>, Request) {
+    if let Some(v) = req
+        .headers()
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+    {
+        return (Some(v.to_string()), req);
+    }
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if !form {
+        return (None, req);
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return (None, Request::from_parts(parts, axum::body::Body::empty()));
+    };
+    let token = form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.into_owned());
+    (
+        token,
+        Request::from_parts(parts, axum::body::Body::from(bytes)),
+    )
+}
+
+/// Compares without an early exit on the first differing byte.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The access layer: route lookup, authentication, role, origin and CSRF.
 async fn enforce(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
@@ -202,47 +546,144 @@ async fn enforce(
             "this route has no access rule",
         );
     };
-    let Access::Role(need) = route.access else {
-        return next.run(req).await;
+    req.extensions_mut().insert(peer.clone());
+    let need = match route.access {
+        Access::Public if route.identify => {
+            if let Found::Someone(who) = authenticate(&state, &peer, req.headers(), false).await {
+                req.extensions_mut().insert(who);
+            }
+            return next.run(req).await;
+        }
+        Access::Public => return next.run(req).await,
+        Access::Role(need) => need,
     };
-    let identity = match authenticate(&state, peer.addr, req.headers(), route.api).await {
-        Ok(i) => i,
-        Err(resp) => return resp,
-    };
-    let Some(identity) = identity else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "sign in or send a bearer token",
-        );
+    let identity = match authenticate(&state, &peer, req.headers(), route.api).await {
+        Found::Someone(i) => i,
+        Found::Refused(resp) => return resp,
+        Found::Nobody if route.api => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "sign in or send a bearer token",
+            );
+        }
+        Found::Nobody => {
+            let here = req
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string();
+            let next_q: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
+            return Redirect::to(&format!("/signin?next={next_q}")).into_response();
+        }
     };
     if identity.role < need {
-        return error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            &format!("this needs the {} role", need.as_str()),
-        );
+        let msg = format!("this needs the {} role", need.as_str());
+        return if route.api {
+            error(StatusCode::FORBIDDEN, "forbidden", &msg)
+        } else {
+            pages::problem(
+                &state,
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                &format!(
+                    "You are {} with the {} role; {msg}.",
+                    identity.name,
+                    identity.role.as_str()
+                ),
+            )
+        };
     }
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if changes_state && identity.method == access::Method::Proxy && !same_origin(req.headers()) {
-        return error(
-            StatusCode::FORBIDDEN,
-            "cross_origin",
-            "a state-changing request must come from this site",
-        );
+    if changes_state && identity.method.ambient() {
+        if !same_origin(req.headers()) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                "a state-changing request must come from this site",
+            );
+        }
+        let (sent, back) = csrf_of(req).await;
+        req = back;
+        let expected = identity.csrf.as_deref().unwrap_or_default();
+        if expected.is_empty() || !sent.is_some_and(|s| same_secret(&s, expected)) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "the CSRF token is missing or wrong: reload the page and try again",
+            );
+        }
     }
     req.extensions_mut().insert(identity);
     next.run(req).await
 }
 
-/// Binds and serves until Ctrl-C or SIGTERM, finishing requests in flight.
-pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+/// The one-time sign-in link printed at start while no admin has ever
+/// existed: 256 random bits, 15 minutes, single use, loopback only. `None`
+/// once an admin exists.
+pub async fn bootstrap_link(
+    state: &AppState,
+    bound: SocketAddr,
+) -> Result<Option<String>, StoreError> {
+    if state.store.admin_ever_existed().await? {
+        return Ok(None);
+    }
+    let id = state
+        .store
+        .put_challenge(
+            pages::BOOTSTRAP,
+            "{}",
+            jiff::SignedDuration::from_mins(15),
+            flywheel_store::now(),
+        )
+        .await?;
+    let host = if bound.ip().is_unspecified() {
+        match bound {
+            SocketAddr::V4(_) => format!("127.0.0.1:{}", bound.port()),
+            SocketAddr::V6(_) => format!("[::1]:{}", bound.port()),
+        }
+    } else {
+        bound.to_string()
+    };
+    Ok(Some(format!(
+        "http://{host}/signin/bootstrap/{}",
+        id.expose_secret()
+    )))
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight.
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<Peer>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
 }

@@ -22,6 +22,9 @@ pub struct Route {
     pub path: &'static str,
     pub access: Access,
     pub api: bool,
+    /// A public page that still wants to know who is asking (sign-in says
+    /// whom you are signed in as); the caller is never required.
+    pub identify: bool,
 }
 
 const fn api(method: &'static str, path: &'static str, role: Role) -> Route {
@@ -30,6 +33,17 @@ const fn api(method: &'static str, path: &'static str, role: Role) -> Route {
         path,
         access: Access::Role(role),
         api: true,
+        identify: false,
+    }
+}
+
+const fn page(method: &'static str, path: &'static str, role: Role) -> Route {
+    Route {
+        method,
+        path,
+        access: Access::Role(role),
+        api: false,
+        identify: false,
     }
 }
 
@@ -39,6 +53,17 @@ const fn public(method: &'static str, path: &'static str) -> Route {
         path,
         access: Access::Public,
         api: false,
+        identify: false,
+    }
+}
+
+const fn public_page(method: &'static str, path: &'static str) -> Route {
+    Route {
+        method,
+        path,
+        access: Access::Public,
+        api: false,
+        identify: true,
     }
 }
 
@@ -46,6 +71,17 @@ const fn public(method: &'static str, path: &'static str) -> Route {
 pub const ROUTES: &[Route] = &[
     public("GET", "/healthz"),
     public("GET", "/readyz"),
+    public("GET", "/metrics"),
+    public("GET", "/static/{file}"),
+    public_page("GET", "/signin"),
+    public("GET", "/signin/bootstrap/{token}"),
+    page("GET", "/", Role::Viewer),
+    page("GET", "/me", Role::Viewer),
+    page("POST", "/signout", Role::Viewer),
+    page("GET", "/tokens", Role::Admin),
+    page("POST", "/tokens", Role::Admin),
+    page("POST", "/tokens/{name}/revoke", Role::Admin),
+    page("GET", "/audit", Role::Operator),
     api("GET", "/api/v1/me", Role::Viewer),
     api("GET", "/api/v1/audit", Role::Operator),
     api("GET", "/api/v1/tokens", Role::Admin),

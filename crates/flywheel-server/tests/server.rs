@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use flywheel_server::AppState;
 use flywheel_server::access::Policy;
 use flywheel_server::routes::{Access, ROUTES};
-use flywheel_server::{AppState, router};
 use flywheel_store::{Role, Store};
 use secrecy::ExposeSecret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -42,19 +42,20 @@ async fn start(trust_loopback: bool, env: &[(&str, &str)]) -> Server {
     let store = Store::open(&format!("sqlite://{}", dir.path().join("fw.db").display()))
         .await
         .expect("store");
-    let state = Arc::new(AppState {
-        store,
-        policy,
-        spoofed: Default::default(),
-    });
+    let state = Arc::new(
+        AppState::new(store, policy, Default::default())
+            .await
+            .expect("state"),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    tokio::spawn(flywheel_server::serve(
+        state.clone(),
+        listener,
+        std::future::pending(),
+    ));
     Server {
         addr,
         state,
@@ -64,10 +65,22 @@ async fn start(trust_loopback: bool, env: &[(&str, &str)]) -> Server {
 
 struct Answer {
     status: u16,
+    /// The status line and headers, as sent.
+    head: String,
     body: String,
 }
 
 impl Answer {
+    /// A header's value (first one, name in any case).
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+
     fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
@@ -103,9 +116,9 @@ async fn call(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no status: {text}"));
-    let body = text
+    let (head, body) = text
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
+        .map(|(h, b)| (h.to_string(), b.to_string()))
         .unwrap_or_default();
     // Chunked bodies: keep what is between the chunk sizes.
     let body = if text
@@ -121,7 +134,35 @@ async fn call(
     } else {
         body
     };
-    Answer { status, body }
+    Answer { status, head, body }
+}
+
+/// A signed-in browser: its cookie header and CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+async fn session(s: &Server, role: Role) -> Browser {
+    let (id, sess) = s
+        .state
+        .store
+        .create_session(
+            &flywheel_store::NewSession {
+                identity: format!("user-{}", role.as_str()),
+                groups: Vec::new(),
+                role,
+                method: "oidc".into(),
+            },
+            Default::default(),
+            flywheel_store::now(),
+        )
+        .await
+        .expect("session");
+    Browser {
+        cookie: format!("flywheel={}", id.expose_secret()),
+        csrf: sess.csrf,
+    }
 }
 
 async fn token(s: &Server, role: Role) -> String {
@@ -136,6 +177,8 @@ async fn token(s: &Server, role: Role) -> String {
 
 fn concrete(path: &str) -> String {
     path.replace("{name}", "someone")
+        .replace("{file}", "app.css")
+        .replace("{token}", "not-a-real-token")
 }
 
 #[test]
@@ -149,49 +192,95 @@ fn every_route_in_the_table_has_a_handler() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_route_table_refuses_anonymous_and_under_privileged_callers() {
     let s = start(false, &[]).await;
-    let viewer = token(&s, Role::Viewer).await;
-    let operator = token(&s, Role::Operator).await;
-    let admin = token(&s, Role::Admin).await;
-    let bearer = |t: &str| format!("Bearer {t}");
+    let mut tokens = Vec::new();
+    for role in [Role::Viewer, Role::Operator, Role::Admin] {
+        tokens.push((token(&s, role).await, role));
+    }
     for r in ROUTES {
+        // Fresh sessions per route: `/signout` ends the one it is given.
+        let mut browsers = Vec::new();
+        for role in [Role::Viewer, Role::Operator, Role::Admin] {
+            browsers.push((session(&s, role).await, role));
+        }
         let path = concrete(r.path);
-        let body = if r.method == "POST" { "{}" } else { "" };
-        let json = [("Content-Type", "application/json")];
-        match r.access {
-            Access::Public => {
-                let a = call(&s, r.method, &path, &[], body).await;
-                assert!(a.status < 400, "{} {path}: {}", r.method, a.status);
+        let body = if r.method == "POST" && r.api {
+            "{}"
+        } else {
+            ""
+        };
+        let json = ("Content-Type", "application/json");
+        let Access::Role(need) = r.access else {
+            let a = call(&s, r.method, &path, &[], body).await;
+            assert!(
+                a.status != 401
+                    && !a
+                        .header("location")
+                        .unwrap_or_default()
+                        .starts_with("/signin"),
+                "public {} {path}: {}",
+                r.method,
+                a.status
+            );
+            continue;
+        };
+        // Anonymous.
+        let a = call(&s, r.method, &path, &[json], body).await;
+        if r.api {
+            assert_eq!(a.status, 401, "{} {path} anonymous", r.method);
+            assert_eq!(a.json()["error"], "unauthenticated");
+        } else {
+            assert_eq!(a.status, 303, "{} {path} anonymous", r.method);
+            assert!(
+                a.header("location")
+                    .is_some_and(|l| l.starts_with("/signin?next=")),
+                "{} {path}: {:?}",
+                r.method,
+                a.header("location")
+            );
+        }
+        // Every role, by token (API) and by session cookie (both).
+        for ((t, role), (b, _)) in tokens.iter().zip(&browsers) {
+            let auth = format!("Bearer {t}");
+            let by_token = call(&s, r.method, &path, &[("Authorization", &auth), json], body).await;
+            let by_cookie = call(
+                &s,
+                r.method,
+                &path,
+                &[("Cookie", &b.cookie), ("X-CSRF-Token", &b.csrf), json],
+                body,
+            )
+            .await;
+            let mut answers = vec![("cookie", by_cookie)];
+            if r.api {
+                answers.push(("token", by_token));
+            } else {
+                // A page asked with only a token is anonymous.
+                assert_eq!(by_token.status, 303, "{} {path} token on a page", r.method);
             }
-            Access::Role(need) => {
-                let a = call(&s, r.method, &path, &json, body).await;
-                assert_eq!(a.status, 401, "{} {path} anonymous", r.method);
-                assert_eq!(a.json()["error"], "unauthenticated");
-                for (t, role) in [
-                    (&viewer, Role::Viewer),
-                    (&operator, Role::Operator),
-                    (&admin, Role::Admin),
-                ] {
-                    let auth = bearer(t);
-                    let a = call(
-                        &s,
+            for (how, a) in answers {
+                if *role < need {
+                    assert_eq!(
+                        a.status,
+                        403,
+                        "{} {path} as {} by {how}",
                         r.method,
-                        &path,
-                        &[("Authorization", &auth), json[0]],
-                        body,
-                    )
-                    .await;
-                    if role < need {
-                        assert_eq!(a.status, 403, "{} {path} as {}", r.method, role.as_str());
+                        role.as_str()
+                    );
+                    if r.api {
                         assert_eq!(a.json()["error"], "forbidden");
-                    } else {
-                        assert!(
-                            a.status != 401 && a.status != 403,
-                            "{} {path} as {}: {}",
-                            r.method,
-                            role.as_str(),
-                            a.status
-                        );
                     }
+                } else {
+                    let to_signin = path != "/signout"
+                        && a.header("location")
+                            .unwrap_or_default()
+                            .starts_with("/signin");
+                    assert!(
+                        a.status != 401 && a.status != 403 && !to_signin,
+                        "{} {path} as {} by {how}: {}",
+                        r.method,
+                        role.as_str(),
+                        a.status
+                    );
                 }
             }
         }
@@ -326,11 +415,29 @@ async fn a_cross_origin_state_change_with_proxy_identity_is_refused() {
     )
     .await;
     assert_eq!(a.status, 403);
+    // Same origin but no CSRF token: refused too.
     let a = call(
         &s,
         "POST",
         "/api/v1/tokens",
         &[who, json, ("Sec-Fetch-Site", "same-origin")],
+        body,
+    )
+    .await;
+    assert_eq!((a.status, a.json()["error"].as_str()), (403, Some("csrf")));
+    // The proxy's user learns its CSRF token from /api/v1/me.
+    let me = call(&s, "GET", "/api/v1/me", &[who], "").await.json();
+    let csrf = me["csrf_token"].as_str().expect("csrf_token").to_string();
+    let a = call(
+        &s,
+        "POST",
+        "/api/v1/tokens",
+        &[
+            who,
+            json,
+            ("Sec-Fetch-Site", "same-origin"),
+            ("X-CSRF-Token", &csrf),
+        ],
         body,
     )
     .await;

@@ -342,6 +342,16 @@ impl Store {
         .map_err(|e| self.err(e))
     }
 
+    /// A fact's value, if it was ever set.
+    pub async fn fact(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let sql = "SELECT value FROM store_facts WHERE name = $1";
+        on_pool!(self, |p| sqlx::query_scalar(sql)
+            .bind(name)
+            .fetch_optional(p)
+            .await)
+        .map_err(|e| self.err(e))
+    }
+
     pub(crate) async fn admin_seen(&self) -> Result<bool, StoreError> {
         let sql = "SELECT COUNT(*) FROM store_facts WHERE name = $1";
         let n: i64 = on_pool!(self, |p| sqlx::query_scalar(sql)

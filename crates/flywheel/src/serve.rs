@@ -1,28 +1,45 @@
-//! `flywheel serve`: the operator server (in progress: the API, tokens,
-//! trusted proxy identity, roles and audit; pages and sessions follow).
+//! `flywheel serve`: the operator server.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
+use secrecy::SecretString;
 
 use crate::exit;
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Args)]
 #[command(
-    after_help = "Serves /healthz, /readyz and /api/v1 (me, audit, tokens). Every route \
-    declares its least role (viewer < operator < admin); callers are a trusted proxy's identity \
-    (only from auth.modes[trusted_proxy].trusted_cidrs) or an API token \
-    (`Authorization: Bearer fw_...`, /api/v1 only).\n\n\
-    First admin on a fresh store:\n  flywheel token create --name first-admin --role admin\n\n\
+    after_help = "Pages: /signin, /me, /tokens (admin), /audit (operator). API: /api/v1 (me, audit, \
+    tokens). Public: /healthz, /readyz, /metrics (wants --metrics-token as a bearer token when set), \
+    /static.\n\n\
+    Who you are, first match wins: a trusted proxy's identity headers (only from \
+    auth.modes[trusted_proxy].trusted_cidrs), a client certificate verified against --client-ca, \
+    an API token (`Authorization: Bearer fw_...`, /api/v1 only), a session cookie from OIDC or \
+    passkey sign-in. Roles (viewer < operator < admin) come from auth.role_mapping and \
+    FLYWHEEL_ADMINS / FLYWHEEL_OPERATORS / FLYWHEEL_VIEWERS.\n\n\
+    While the store has never had an admin, each start prints a one-time sign-in link \
+    (15 minutes, single use, from this machine only) that signs you in as admin.\n\n\
     Examples:\n  flywheel serve --config examples/platform.yaml\n  \
-    flywheel serve --config platform.yaml --listen 0.0.0.0:8080 --database-url postgres://flywheel@db/flywheel"
+    flywheel serve --config platform.yaml --listen 0.0.0.0:8443 --tls-cert tls.crt --tls-key tls.key \
+    --client-ca operators-ca.pem\n  \
+    flywheel serve --config platform.yaml --database-url postgres://flywheel@db/flywheel --log-format json"
 )]
 pub struct ServeArgs {
     /// The platform contract: its auth section decides identities and roles.
     #[arg(long, short = 'c', env = "FLYWHEEL_CONFIG", value_name = "PATH")]
     config: PathBuf,
+    /// Overlay directories whose fleet the server shows (used by the fleet views).
+    #[arg(long = "overlay", value_name = "DIR")]
+    overlays: Vec<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     listen: SocketAddr,
@@ -30,13 +47,116 @@ pub struct ServeArgs {
     /// embedded SQLite file in the data directory).
     #[arg(long, env = "FLYWHEEL_DATABASE_URL", value_name = "URL")]
     database_url: Option<String>,
+    /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Verify client certificates against this CA bundle (PEM); a verified
+    /// certificate's SAN email, else its CN, is the caller's identity.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+    /// Log lines as text or JSON (one object per line), on stderr.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Protect /metrics with this bearer token (or FLYWHEEL_METRICS_TOKEN).
+    #[arg(
+        long,
+        env = "FLYWHEEL_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    metrics_token: Option<String>,
+}
+
+fn init_logs(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_max_level(tracing::Level::INFO);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Checks the cluster every 30 s so that pages and /readyz can say whether
+/// it is reachable (the fleet watches replace this).
+async fn watch_cluster(
+    state: Arc<flywheel_server::AppState>,
+    kubeconfig: Option<PathBuf>,
+    context: Option<String>,
+) {
+    let policy = flywheel_cluster::Policy::default();
+    loop {
+        let connect = async {
+            match &kubeconfig {
+                Some(p) => {
+                    flywheel_cluster::Cluster::from_kubeconfig_file(
+                        p,
+                        context.as_deref(),
+                        policy.clone(),
+                    )
+                    .await
+                }
+                None => {
+                    flywheel_cluster::Cluster::connect(context.as_deref(), policy.clone()).await
+                }
+            }
+        };
+        let status = match tokio::time::timeout(Duration::from_secs(15), connect).await {
+            Err(_) => Err("connecting took longer than 15 s".to_string()),
+            Ok(Err(e)) => Err(e.message),
+            Ok(Ok(c)) => {
+                match tokio::time::timeout(Duration::from_secs(15), c.client().apiserver_version())
+                    .await
+                {
+                    Ok(Ok(_)) => Ok(c.source.clone()),
+                    Ok(Err(e)) => Err(format!("{}: {e}", c.source)),
+                    Err(_) => Err(format!("{}: no answer within 15 s", c.source)),
+                }
+            }
+        };
+        let status = match status {
+            Ok(_) => flywheel_server::ClusterStatus {
+                reachable: Some(true),
+                reason: String::new(),
+            },
+            Err(reason) => flywheel_server::ClusterStatus {
+                reachable: Some(false),
+                reason: flywheel_redact::redact(&reason),
+            },
+        };
+        let was = state.cluster_status();
+        if was.reachable != status.reachable {
+            match status.reachable {
+                Some(true) => tracing::info!("cluster reachable"),
+                _ => tracing::warn!(reason = %status.reason, "no cluster reachable"),
+            }
+        }
+        state.set_cluster(status);
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
 }
 
 pub fn run(args: ServeArgs) -> u8 {
+    init_logs(args.log_format);
     let fail = |e: String| {
         eprintln!("flywheel serve: {e}");
         exit::USAGE
     };
+    if args.tls_cert.is_some() || args.tls_key.is_some() || args.client_ca.is_some() {
+        return fail("--tls-cert/--tls-key/--client-ca are not wired yet".into());
+    }
+    let _ = &args.overlays;
     let platform = match flywheel_contract::load(&args.config) {
         Ok(p) => p,
         Err(e) => return fail(format!("invalid contract configuration:\n{e}")),
@@ -54,6 +174,13 @@ pub fn run(args: ServeArgs) -> u8 {
             Err(e) => return fail(e.to_string()),
         },
     };
+    let settings = flywheel_server::Settings {
+        metrics_token: args
+            .metrics_token
+            .filter(|t| !t.trim().is_empty())
+            .map(SecretString::from),
+        ..Default::default()
+    };
     let rt = match crate::forge::runtime() {
         Ok(rt) => rt,
         Err(e) => return fail(e),
@@ -63,6 +190,10 @@ pub fn run(args: ServeArgs) -> u8 {
             Ok(s) => s,
             Err(e) => return fail(e.to_string()),
         };
+        let state = match flywheel_server::AppState::new(store, policy, settings).await {
+            Ok(s) => Arc::new(s),
+            Err(e) => return fail(e.to_string()),
+        };
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
             Err(e) => return fail(format!("cannot listen on {}: {e}", args.listen)),
@@ -70,14 +201,24 @@ pub fn run(args: ServeArgs) -> u8 {
         let bound = listener.local_addr().unwrap_or(args.listen);
         eprintln!(
             "flywheel serve: listening on http://{bound} (store: {})",
-            store.shown_url()
+            state.store.shown_url()
         );
-        let state = Arc::new(flywheel_server::AppState {
-            store,
-            policy,
-            spoofed: Default::default(),
+        match flywheel_server::bootstrap_link(&state, bound).await {
+            Ok(Some(link)) => eprintln!(
+                "flywheel serve: no admin yet: open {link} in a browser on this machine to sign in as admin (valid 15 minutes, once)"
+            ),
+            Ok(None) => {}
+            Err(e) => return fail(e.to_string()),
+        }
+        tokio::spawn(watch_cluster(state.clone(), args.kubeconfig, args.context));
+        let sweeper = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(300)).await;
+                let _ = sweeper.store.purge_expired(flywheel_store::now()).await;
+            }
         });
-        match flywheel_server::serve(state, listener).await {
+        match flywheel_server::serve(state, listener, flywheel_server::shutdown_signal()).await {
             Ok(()) => exit::OK,
             Err(e) => fail(e.to_string()),
         }
