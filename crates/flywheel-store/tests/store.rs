@@ -340,3 +340,158 @@ async fn bad_urls_are_usage_errors_and_passwords_never_show() {
         "postgres://u:***@h:5432/db?password=***&sslmode=require"
     );
 }
+
+fn new_session(role: Role) -> flywheel_store::NewSession {
+    flywheel_store::NewSession {
+        identity: format!("alice-{}", role.as_str()),
+        groups: vec!["tinyland-inc/platform-operators".into()],
+        role,
+        method: "oidc".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_expire_idle_and_absolute_and_are_stored_as_hashes() {
+    use flywheel_store::SessionLimits;
+    use jiff::SignedDuration;
+    let limits = SessionLimits {
+        idle: SignedDuration::from_mins(30),
+        absolute: SignedDuration::from_hours(8),
+    };
+    for (name, url, _keep) in urls("sessions") {
+        let s = Store::open(&url).await.expect("open");
+        let t0: jiff::Timestamp = "2026-12-01T10:00:00Z".parse().expect("time");
+        let (id, made) = s
+            .create_session(&new_session(Role::Operator), limits, t0)
+            .await
+            .expect("create");
+        assert_eq!(id.expose_secret().len(), 43, "{name}: 256-bit id");
+        // The store keeps a hash, never the id.
+        let ids = raw(&url, "SELECT id_hash FROM sessions").await;
+        assert!(!ids.contains(id.expose_secret()), "{name}: {ids}");
+        // Found, with groups and role, while used within the idle limit...
+        let mut t = t0;
+        for _ in 0..20 {
+            t = t.checked_add(SignedDuration::from_mins(20)).expect("t");
+            let got = s.session_for(&id, limits, t).await.expect("read");
+            let got = got.unwrap_or_else(|| panic!("{name}: live at {t}"));
+            assert_eq!(got.groups, made.groups);
+            assert_eq!(got.role, Role::Operator);
+        }
+        // ...but never past the absolute expiry (8 h), however busy.
+        let past = t0.checked_add(SignedDuration::from_hours(8)).expect("t");
+        assert!(
+            s.session_for(&id, limits, past).await.expect("read").is_none(),
+            "{name}: absolute expiry"
+        );
+        // Idle expiry: 31 minutes without a request.
+        let (id2, _) = s
+            .create_session(&new_session(Role::Viewer), limits, t0)
+            .await
+            .expect("create");
+        let idle = t0.checked_add(SignedDuration::from_mins(31)).expect("t");
+        assert!(
+            s.session_for(&id2, limits, idle).await.expect("read").is_none(),
+            "{name}: idle expiry"
+        );
+        // Sign-out deletes; a forged or malformed id finds nothing.
+        let (id3, _) = s
+            .create_session(&new_session(Role::Viewer), limits, t0)
+            .await
+            .expect("create");
+        assert!(s.delete_session(&id3).await.expect("delete"));
+        assert!(s.session_for(&id3, limits, t0).await.expect("read").is_none());
+        for forged in ["", "x", &"A".repeat(43), "../../etc/passwd"] {
+            let f = SecretString::from(forged.to_string());
+            assert!(s.session_for(&f, limits, t0).await.expect("read").is_none());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challenges_are_single_use_kind_bound_and_expire() {
+    use jiff::SignedDuration;
+    for (name, url, _keep) in urls("challenges") {
+        let s = Store::open(&url).await.expect("open");
+        let t0: jiff::Timestamp = "2026-12-01T10:00:00Z".parse().expect("time");
+        let ttl = SignedDuration::from_mins(5);
+        let id = s.put_challenge("oidc", "{\"n\":1}", ttl, t0).await.expect("put");
+        // Another kind cannot take it, and that attempt does not consume it.
+        assert_eq!(
+            s.take_challenge("bootstrap", id.expose_secret(), t0).await.expect("take"),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            s.take_challenge("oidc", id.expose_secret(), t0).await.expect("take").as_deref(),
+            Some("{\"n\":1}"),
+            "{name}"
+        );
+        assert_eq!(
+            s.take_challenge("oidc", id.expose_secret(), t0).await.expect("take"),
+            None,
+            "{name}: single use"
+        );
+        let late = s.put_challenge("oidc", "{}", ttl, t0).await.expect("put");
+        let after = t0.checked_add(SignedDuration::from_mins(6)).expect("t");
+        assert_eq!(
+            s.take_challenge("oidc", late.expose_secret(), after).await.expect("take"),
+            None,
+            "{name}: expired"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_is_remembered_after_its_session_ends() {
+    for (name, url, _keep) in urls("admin_seen") {
+        let s = Store::open(&url).await.expect("open");
+        let now = flywheel_store::now();
+        assert!(!s.admin_ever_existed().await.expect("q"), "{name}: fresh");
+        let (id, _) = s
+            .create_session(&new_session(Role::Viewer), Default::default(), now)
+            .await
+            .expect("create");
+        assert!(!s.admin_ever_existed().await.expect("q"), "{name}: a viewer is no admin");
+        s.delete_session(&id).await.expect("delete");
+        let (id, _) = s
+            .create_session(&new_session(Role::Admin), Default::default(), now)
+            .await
+            .expect("create");
+        s.delete_session(&id).await.expect("delete");
+        assert!(s.admin_ever_existed().await.expect("q"), "{name}: remembered");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkeys_belong_to_their_identity() {
+    for (name, url, _keep) in urls("passkeys") {
+        let s = Store::open(&url).await.expect("open");
+        let row = flywheel_store::PasskeyRow {
+            credential_id: "cred-1".into(),
+            identity: "alice".into(),
+            name: "laptop".into(),
+            role: Role::Operator,
+            passkey: "{\"public\":\"key\"}".into(),
+            created_at: flywheel_store::stamp(flywheel_store::now()),
+            last_used_at: None,
+        };
+        s.add_passkey(&row).await.expect("add");
+        assert!(
+            matches!(s.add_passkey(&row).await, Err(StoreError::Refused(_))),
+            "{name}: registered twice"
+        );
+        assert_eq!(s.passkeys_of("alice").await.expect("list"), vec![row.clone()]);
+        assert!(s.passkeys_of("mallory").await.expect("list").is_empty());
+        // Someone else cannot delete it.
+        assert!(!s.delete_passkey("mallory", "cred-1").await.expect("del"), "{name}");
+        s.touch_passkey("cred-1", "{\"counter\":2}", flywheel_store::now())
+            .await
+            .expect("touch");
+        let got = s.passkey("cred-1").await.expect("get").expect("there");
+        assert_eq!(got.passkey, "{\"counter\":2}");
+        assert!(got.last_used_at.is_some());
+        assert!(s.delete_passkey("alice", "cred-1").await.expect("del"));
+        assert!(s.passkey("cred-1").await.expect("get").is_none());
+    }
+}
