@@ -12,6 +12,7 @@ pub mod access;
 mod api;
 pub mod peer;
 pub mod routes;
+pub mod tls;
 
 pub use peer::Peer;
 
