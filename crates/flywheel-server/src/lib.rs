@@ -18,6 +18,7 @@ mod pages;
 pub mod peer;
 pub mod routes;
 pub mod session;
+pub mod tls;
 
 pub use peer::Peer;
 
@@ -365,14 +366,20 @@ fn mtls_identity(state: &AppState, peer: &Peer, api: bool) -> Found {
 async fn token_identity(state: &AppState, secret: SecretString) -> Found {
     let now = flywheel_store::now();
     let key = cache::key(&secret);
-    let cached = state.cache.token(&key);
-    let found = match cached {
+    // A cached entry is believed for its lifetime from when it was read,
+    // never refreshed by use: a revoke elsewhere lands within that time.
+    let found = match state.cache.token(&key) {
         Some(t) => Ok(Some(t)),
-        None => state.store.token_for(&secret, now).await,
+        None => match state.store.token_for(&secret, now).await {
+            Ok(Some(t)) => {
+                state.cache.put_token(key, t.clone());
+                Ok(Some(t))
+            }
+            other => other,
+        },
     };
     match found {
         Ok(Some(t)) if t.active(now) => {
-            state.cache.put_token(key, t.clone());
             state.metrics.auth("token", "ok");
             Found::Someone(Identity {
                 name: format!("token:{}", t.name),
@@ -415,7 +422,12 @@ async fn session_identity(state: &AppState, peer: &Peer, headers: &HeaderMap) ->
             .session_for(&id, state.settings.limits, now)
             .await
         {
-            Ok(s) => s,
+            Ok(s) => {
+                if let Some(s) = &s {
+                    state.cache.put_session(key.clone(), s.clone());
+                }
+                s
+            }
             Err(e) => {
                 return Found::Refused(error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -430,7 +442,6 @@ async fn session_identity(state: &AppState, peer: &Peer, headers: &HeaderMap) ->
         state.metrics.auth("session", "invalid");
         return Found::Nobody;
     };
-    state.cache.put_session(key.clone(), s.clone());
     let method = access::Method::parse(&s.method).unwrap_or(access::Method::Oidc);
     state.metrics.auth(method.as_str(), "ok");
     Found::Someone(Identity {
@@ -624,6 +635,7 @@ async fn enforce(
 pub async fn bootstrap_link(
     state: &AppState,
     bound: SocketAddr,
+    tls: bool,
 ) -> Result<Option<String>, StoreError> {
     if state.store.admin_ever_existed().await? {
         return Ok(None);
@@ -646,7 +658,8 @@ pub async fn bootstrap_link(
         bound.to_string()
     };
     Ok(Some(format!(
-        "http://{host}/signin/bootstrap/{}",
+        "{}://{host}/signin/bootstrap/{}",
+        if tls { "https" } else { "http" },
         id.expose_secret()
     )))
 }

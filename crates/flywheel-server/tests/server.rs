@@ -20,9 +20,18 @@ struct Server {
 
 /// `trust_loopback`: the test's own peer (127.0.0.1) is a trusted proxy.
 async fn start(trust_loopback: bool, env: &[(&str, &str)]) -> Server {
+    start_with(trust_loopback, env, |t| t).await
+}
+
+/// [`start`] with the example contract's text edited first.
+async fn start_with(
+    trust_loopback: bool,
+    env: &[(&str, &str)],
+    edit: impl Fn(String) -> String,
+) -> Server {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform.yaml");
-    let mut text = std::fs::read_to_string(&path).expect("example");
+    let mut text = edit(std::fs::read_to_string(&path).expect("example"));
     if trust_loopback {
         text = text.replace(
             "trusted_cidrs: [100.64.0.0/10",
@@ -596,4 +605,433 @@ async fn health_and_readiness_are_public() {
         (a.status, a.json()["database"].as_str()),
         (200, Some("reachable"))
     );
+}
+
+/// The cookie a response sets, as `name=value`.
+fn set_cookie(a: &Answer) -> Option<String> {
+    a.header("set-cookie")
+        .and_then(|c| c.split(';').next().map(str::to_string))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bootstrap_link_signs_in_an_admin_once_and_only_from_this_machine() {
+    let s = start(false, &[]).await;
+    let link = flywheel_server::bootstrap_link(&s.state, s.addr, false)
+        .await
+        .expect("store")
+        .expect("no admin yet: a link");
+    let path = link
+        .strip_prefix(&format!("http://{}", s.addr))
+        .expect("on the listen address")
+        .to_string();
+    let token = path.rsplit('/').next().expect("token");
+    assert_eq!(token.len(), 43, "256 random bits");
+    // Through a proxy (any forwarding header): refused, link not spent.
+    let a = call(&s, "GET", &path, &[("X-Forwarded-For", "203.0.113.9")], "").await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(a.body.contains("only from a browser on the machine"));
+    let a = call(&s, "GET", &path, &[], "").await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert_eq!(a.header("location").as_deref(), Some("/me"));
+    let raw_cookie = a.header("set-cookie").expect("cookie");
+    assert!(raw_cookie.contains("HttpOnly") && raw_cookie.contains("SameSite=Lax"));
+    assert!(!raw_cookie.contains("Secure"), "plain HTTP: {raw_cookie}");
+    let cookie = set_cookie(&a).expect("cookie");
+    let me = call(&s, "GET", "/api/v1/me", &[("Cookie", &cookie)], "")
+        .await
+        .json();
+    assert_eq!(
+        (me["role"].as_str(), me["auth_method"].as_str()),
+        (Some("admin"), Some("bootstrap"))
+    );
+    // Single use.
+    let again = call(&s, "GET", &path, &[], "").await;
+    assert_eq!(again.status, 403);
+    assert!(again.body.contains("already used"), "{}", again.body);
+    // An admin now exists: no more links.
+    assert_eq!(
+        flywheel_server::bootstrap_link(&s.state, s.addr, false)
+            .await
+            .expect("store"),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_ends_the_session_and_sign_in_rotates_it() {
+    let s = start(false, &[]).await;
+    // Viewers only: an admin session would end the bootstrap link's offer.
+    let b = session(&s, Role::Viewer).await;
+    let ok = call(&s, "GET", "/api/v1/me", &[("Cookie", &b.cookie)], "").await;
+    assert_eq!(ok.status, 200);
+    // Sign-out without the CSRF token is refused and ends nothing.
+    let a = call(&s, "POST", "/signout", &[("Cookie", &b.cookie)], "").await;
+    assert_eq!((a.status, a.json()["error"].as_str()), (403, Some("csrf")));
+    let a = call(
+        &s,
+        "POST",
+        "/signout",
+        &[
+            ("Cookie", &b.cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &format!("csrf={}", b.csrf),
+    )
+    .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert!(
+        a.header("set-cookie")
+            .is_some_and(|c| c.contains("Max-Age=0"))
+    );
+    let after = call(&s, "GET", "/api/v1/me", &[("Cookie", &b.cookie)], "").await;
+    assert_eq!(after.status, 401, "a signed-out cookie is no identity");
+    let page = call(&s, "GET", "/me", &[("Cookie", &b.cookie)], "").await;
+    assert_eq!(page.status, 303);
+    // Signing in with an old cookie present deletes the old session.
+    let old = session(&s, Role::Viewer).await;
+    let link = flywheel_server::bootstrap_link(&s.state, s.addr, false)
+        .await
+        .expect("store")
+        .expect("link");
+    let path = link
+        .strip_prefix(&format!("http://{}", s.addr))
+        .expect("path");
+    let a = call(&s, "GET", path, &[("Cookie", &old.cookie)], "").await;
+    assert_eq!(a.status, 303);
+    let new = set_cookie(&a).expect("new cookie");
+    assert_ne!(new, old.cookie, "the id rotates");
+    let gone = call(&s, "GET", "/api/v1/me", &[("Cookie", &old.cookie)], "").await;
+    assert_eq!(gone.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_state_changes_need_this_sessions_csrf_token_and_this_origin() {
+    let s = start(false, &[]).await;
+    let b = session(&s, Role::Admin).await;
+    let other = session(&s, Role::Admin).await;
+    let json = ("Content-Type", "application/json");
+    let body = r#"{"name":"csrf-test","role":"viewer"}"#;
+    for (case, headers) in [
+        ("missing", vec![("Cookie", b.cookie.as_str()), json]),
+        (
+            "wrong",
+            vec![
+                ("Cookie", b.cookie.as_str()),
+                json,
+                ("X-CSRF-Token", "0000"),
+            ],
+        ),
+        (
+            "another session's",
+            vec![
+                ("Cookie", b.cookie.as_str()),
+                json,
+                ("X-CSRF-Token", other.csrf.as_str()),
+            ],
+        ),
+    ] {
+        let a = call(&s, "POST", "/api/v1/tokens", &headers, body).await;
+        assert_eq!(
+            (a.status, a.json()["error"].as_str()),
+            (403, Some("csrf")),
+            "{case}"
+        );
+    }
+    // The right token from another site: refused by the origin check.
+    let a = call(
+        &s,
+        "POST",
+        "/api/v1/tokens",
+        &[
+            ("Cookie", &b.cookie),
+            json,
+            ("X-CSRF-Token", &b.csrf),
+            ("Origin", "https://evil.example"),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.json()["error"].as_str()),
+        (403, Some("cross_origin"))
+    );
+    // Nothing was created by any of them.
+    assert!(s.state.store.list_tokens().await.expect("list").is_empty());
+    let a = call(
+        &s,
+        "POST",
+        "/api/v1/tokens",
+        &[("Cookie", &b.cookie), json, ("X-CSRF-Token", &b.csrf)],
+        body,
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    // A bearer token needs no CSRF token (it is not sent by the browser on its own).
+    let t = token(&s, Role::Admin).await;
+    let a = call(
+        &s,
+        "POST",
+        "/api/v1/tokens",
+        &[("Authorization", &format!("Bearer {t}")), json],
+        r#"{"name":"by-token","role":"viewer"}"#,
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cookie_from_another_servers_store_is_no_identity() {
+    let a_server = start(false, &[]).await;
+    let b_server = start(false, &[]).await;
+    let b = session(&a_server, Role::Admin).await;
+    let a = call(&b_server, "GET", "/api/v1/me", &[("Cookie", &b.cookie)], "").await;
+    assert_eq!(a.status, 401);
+    let a = call(&b_server, "GET", "/tokens", &[("Cookie", &b.cookie)], "").await;
+    assert_eq!(a.status, 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_identity_outranks_a_session_unless_the_contract_says_otherwise() {
+    let who = ("Tailscale-User-Login", "bob@example.com");
+    let s = start(true, &[]).await;
+    let b = session(&s, Role::Admin).await;
+    let me = call(&s, "GET", "/api/v1/me", &[who, ("Cookie", &b.cookie)], "")
+        .await
+        .json();
+    assert_eq!(
+        (
+            me["identity"].as_str(),
+            me["auth_method"].as_str(),
+            me["role"].as_str()
+        ),
+        (Some("bob@example.com"), Some("proxy"), Some("viewer"))
+    );
+    let s = start_with(true, &[], |t| {
+        t.replace(
+            "proxy_outranks_sessions: true",
+            "proxy_outranks_sessions: false",
+        )
+    })
+    .await;
+    let b = session(&s, Role::Admin).await;
+    let me = call(&s, "GET", "/api/v1/me", &[who, ("Cookie", &b.cookie)], "")
+        .await
+        .json();
+    assert_eq!(me["identity"].as_str(), Some("user-admin"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_role_none_refuses_unmapped_identities() {
+    let s = start_with(true, &[("FLYWHEEL_OPERATORS", "ops@example.com")], |t| {
+        t.replace(
+            "proxy_outranks_sessions: true",
+            "proxy_outranks_sessions: true\n  default_role: none",
+        )
+    })
+    .await;
+    let a = call(
+        &s,
+        "GET",
+        "/api/v1/me",
+        &[("Tailscale-User-Login", "stranger@example.com")],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.json()["error"].as_str()),
+        (403, Some("no_role"))
+    );
+    let a = call(
+        &s,
+        "GET",
+        "/api/v1/me",
+        &[("Tailscale-User-Login", "ops@example.com")],
+        "",
+    )
+    .await;
+    assert_eq!(a.json()["role"], "operator");
+}
+
+async fn bearer_status(s: &Server, auth: &str) -> u16 {
+    call(s, "GET", "/api/v1/me", &[("Authorization", auth)], "")
+        .await
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_takes_effect_here_at_once_and_from_elsewhere_within_seconds() {
+    let s = start(false, &[]).await;
+    let admin = token(&s, Role::Admin).await;
+    let victim = s
+        .state
+        .store
+        .create_token("victim", Role::Viewer, None, "test")
+        .await
+        .expect("token");
+    let auth = format!("Bearer {}", victim.secret.expose_secret());
+    assert_eq!(bearer_status(&s, &auth).await, 200, "cached now");
+    let a = call(
+        &s,
+        "DELETE",
+        "/api/v1/tokens/victim",
+        &[("Authorization", &format!("Bearer {admin}"))],
+        "",
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(bearer_status(&s, &auth).await, 401, "at once");
+    // Revoked by another process (the CLI, another replica): within seconds.
+    let other = s
+        .state
+        .store
+        .create_token("other", Role::Viewer, None, "test")
+        .await
+        .expect("token");
+    let auth = format!("Bearer {}", other.secret.expose_secret());
+    assert_eq!(bearer_status(&s, &auth).await, 200);
+    let elsewhere = Store::open(s.state.store.shown_url()).await.expect("open");
+    assert!(elsewhere.revoke_token("other").await.expect("revoke"));
+    let t0 = std::time::Instant::now();
+    loop {
+        if bearer_status(&s, &auth).await == 401 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(5),
+            "still accepted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_carry_security_headers_and_never_redirect_off_site() {
+    let s = start(false, &[]).await;
+    let b = session(&s, Role::Admin).await;
+    for path in ["/me", "/tokens", "/audit", "/signin"] {
+        let a = call(&s, "GET", path, &[("Cookie", &b.cookie)], "").await;
+        assert_eq!(a.status, 200, "{path}");
+        assert!(
+            a.header("content-security-policy").is_some_and(
+                |c| c.contains("default-src 'self'") && c.contains("frame-ancestors 'none'")
+            ),
+            "{path}"
+        );
+        assert_eq!(a.header("x-frame-options").as_deref(), Some("DENY"));
+        assert_eq!(a.header("cache-control").as_deref(), Some("no-store"));
+        assert!(!a.body.contains("<script>"), "{path}: no inline script");
+        assert!(!a.body.contains(" on"), "{path}: no inline handlers");
+    }
+    for evil in [
+        "//evil.example/x",
+        "https://evil.example",
+        "/\\evil.example",
+    ] {
+        let q: String = form_urlencoded::byte_serialize(evil.as_bytes()).collect();
+        let a = call(
+            &s,
+            "GET",
+            &format!("/signin?next={q}"),
+            &[("Cookie", &b.cookie)],
+            "",
+        )
+        .await;
+        assert!(!a.body.contains("evil.example"), "{evil}: {}", a.body);
+    }
+    // Markup in a token name is shown as text.
+    let t = token(&s, Role::Admin).await;
+    let a = call(
+        &s,
+        "POST",
+        "/api/v1/tokens",
+        &[
+            ("Authorization", &format!("Bearer {t}")),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"name":"<img src=x>","role":"viewer"}"#,
+    )
+    .await;
+    assert_eq!(a.json()["error"], "bad_name");
+    let a = call(&s, "GET", "/nope", &[], "").await;
+    assert_eq!(a.status, 404);
+    assert!(a.body.contains("<h1>Not found</h1>"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_cookies_behind_a_trusted_https_proxy_only() {
+    let s = start(true, &[]).await;
+    let link = flywheel_server::bootstrap_link(&s.state, s.addr, false)
+        .await
+        .expect("store")
+        .expect("link");
+    let path = link
+        .strip_prefix(&format!("http://{}", s.addr))
+        .expect("path");
+    // A trusted proxy that terminated TLS would be refused for bootstrap
+    // (forwarded); sign in through a session made directly instead.
+    let a = call(&s, "GET", path, &[("X-Forwarded-Proto", "https")], "").await;
+    assert_eq!(a.status, 403, "bootstrap through a proxy");
+    let (id, _) = s
+        .state
+        .store
+        .create_session(
+            &flywheel_store::NewSession {
+                identity: "carol".into(),
+                groups: Vec::new(),
+                role: Role::Viewer,
+                method: "oidc".into(),
+            },
+            Default::default(),
+            flywheel_store::now(),
+        )
+        .await
+        .expect("session");
+    let plain = format!("flywheel={}", id.expose_secret());
+    let host = format!("__Host-flywheel={}", id.expose_secret());
+    let https = ("X-Forwarded-Proto", "https");
+    // Over (proxied) TLS only the __Host- cookie counts.
+    let a = call(&s, "GET", "/api/v1/me", &[https, ("Cookie", &plain)], "").await;
+    assert_eq!(a.status, 401);
+    let a = call(&s, "GET", "/api/v1/me", &[https, ("Cookie", &host)], "").await;
+    assert_eq!(a.status, 200);
+    // Sign-out over TLS clears the Secure cookie.
+    let csrf = a.json()["csrf_token"].as_str().expect("csrf").to_string();
+    let a = call(
+        &s,
+        "POST",
+        "/signout",
+        &[https, ("Cookie", &host), ("X-CSRF-Token", &csrf)],
+        "",
+    )
+    .await;
+    let c = a.header("set-cookie").expect("cookie");
+    assert!(
+        c.starts_with("__Host-flywheel=;") && c.contains("Secure"),
+        "{c}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_and_spoofing_and_can_want_a_token() {
+    let s = start(false, &[]).await;
+    let _ = call(&s, "GET", "/api/v1/me", &[("X-Forwarded-User", "root")], "").await;
+    let m = call(&s, "GET", "/metrics", &[], "").await;
+    assert_eq!(m.status, 200);
+    assert!(
+        m.body
+            .contains(r#"flywheel_auth_total{method="proxy",outcome="spoofed"} 1"#),
+        "{}",
+        m.body
+    );
+    assert!(
+        m.body
+            .contains(r#"route="/api/v1/me",method="GET",status="401""#)
+    );
+    assert!(m.body.contains("flywheel_sessions_active"));
+    // Unknown paths share one label, so a scan cannot grow the metrics.
+    let _ = call(&s, "GET", "/api/v1/scan-a", &[], "").await;
+    let _ = call(&s, "GET", "/api/v1/scan-b", &[], "").await;
+    let m = call(&s, "GET", "/metrics", &[], "").await;
+    assert!(!m.body.contains("scan-a"));
+    assert!(m.body.contains(r#"route="unmatched""#));
 }

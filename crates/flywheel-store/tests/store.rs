@@ -381,7 +381,10 @@ async fn sessions_expire_idle_and_absolute_and_are_stored_as_hashes() {
         // ...but never past the absolute expiry (8 h), however busy.
         let past = t0.checked_add(SignedDuration::from_hours(8)).expect("t");
         assert!(
-            s.session_for(&id, limits, past).await.expect("read").is_none(),
+            s.session_for(&id, limits, past)
+                .await
+                .expect("read")
+                .is_none(),
             "{name}: absolute expiry"
         );
         // Idle expiry: 31 minutes without a request.
@@ -391,7 +394,10 @@ async fn sessions_expire_idle_and_absolute_and_are_stored_as_hashes() {
             .expect("create");
         let idle = t0.checked_add(SignedDuration::from_mins(31)).expect("t");
         assert!(
-            s.session_for(&id2, limits, idle).await.expect("read").is_none(),
+            s.session_for(&id2, limits, idle)
+                .await
+                .expect("read")
+                .is_none(),
             "{name}: idle expiry"
         );
         // Sign-out deletes; a forged or malformed id finds nothing.
@@ -400,7 +406,12 @@ async fn sessions_expire_idle_and_absolute_and_are_stored_as_hashes() {
             .await
             .expect("create");
         assert!(s.delete_session(&id3).await.expect("delete"));
-        assert!(s.session_for(&id3, limits, t0).await.expect("read").is_none());
+        assert!(
+            s.session_for(&id3, limits, t0)
+                .await
+                .expect("read")
+                .is_none()
+        );
         for forged in ["", "x", &"A".repeat(43), "../../etc/passwd"] {
             let f = SecretString::from(forged.to_string());
             assert!(s.session_for(&f, limits, t0).await.expect("read").is_none());
@@ -415,27 +426,39 @@ async fn challenges_are_single_use_kind_bound_and_expire() {
         let s = Store::open(&url).await.expect("open");
         let t0: jiff::Timestamp = "2026-12-01T10:00:00Z".parse().expect("time");
         let ttl = SignedDuration::from_mins(5);
-        let id = s.put_challenge("oidc", "{\"n\":1}", ttl, t0).await.expect("put");
+        let id = s
+            .put_challenge("oidc", "{\"n\":1}", ttl, t0)
+            .await
+            .expect("put");
         // Another kind cannot take it, and that attempt does not consume it.
         assert_eq!(
-            s.take_challenge("bootstrap", id.expose_secret(), t0).await.expect("take"),
+            s.take_challenge("bootstrap", id.expose_secret(), t0)
+                .await
+                .expect("take"),
             None,
             "{name}"
         );
         assert_eq!(
-            s.take_challenge("oidc", id.expose_secret(), t0).await.expect("take").as_deref(),
+            s.take_challenge("oidc", id.expose_secret(), t0)
+                .await
+                .expect("take")
+                .as_deref(),
             Some("{\"n\":1}"),
             "{name}"
         );
         assert_eq!(
-            s.take_challenge("oidc", id.expose_secret(), t0).await.expect("take"),
+            s.take_challenge("oidc", id.expose_secret(), t0)
+                .await
+                .expect("take"),
             None,
             "{name}: single use"
         );
         let late = s.put_challenge("oidc", "{}", ttl, t0).await.expect("put");
         let after = t0.checked_add(SignedDuration::from_mins(6)).expect("t");
         assert_eq!(
-            s.take_challenge("oidc", late.expose_secret(), after).await.expect("take"),
+            s.take_challenge("oidc", late.expose_secret(), after)
+                .await
+                .expect("take"),
             None,
             "{name}: expired"
         );
@@ -452,14 +475,20 @@ async fn an_admin_is_remembered_after_its_session_ends() {
             .create_session(&new_session(Role::Viewer), Default::default(), now)
             .await
             .expect("create");
-        assert!(!s.admin_ever_existed().await.expect("q"), "{name}: a viewer is no admin");
+        assert!(
+            !s.admin_ever_existed().await.expect("q"),
+            "{name}: a viewer is no admin"
+        );
         s.delete_session(&id).await.expect("delete");
         let (id, _) = s
             .create_session(&new_session(Role::Admin), Default::default(), now)
             .await
             .expect("create");
         s.delete_session(&id).await.expect("delete");
-        assert!(s.admin_ever_existed().await.expect("q"), "{name}: remembered");
+        assert!(
+            s.admin_ever_existed().await.expect("q"),
+            "{name}: remembered"
+        );
     }
 }
 
@@ -481,10 +510,16 @@ async fn passkeys_belong_to_their_identity() {
             matches!(s.add_passkey(&row).await, Err(StoreError::Refused(_))),
             "{name}: registered twice"
         );
-        assert_eq!(s.passkeys_of("alice").await.expect("list"), vec![row.clone()]);
+        assert_eq!(
+            s.passkeys_of("alice").await.expect("list"),
+            vec![row.clone()]
+        );
         assert!(s.passkeys_of("mallory").await.expect("list").is_empty());
         // Someone else cannot delete it.
-        assert!(!s.delete_passkey("mallory", "cred-1").await.expect("del"), "{name}");
+        assert!(
+            !s.delete_passkey("mallory", "cred-1").await.expect("del"),
+            "{name}"
+        );
         s.touch_passkey("cred-1", "{\"counter\":2}", flywheel_store::now())
             .await
             .expect("touch");

@@ -153,10 +153,21 @@ pub fn run(args: ServeArgs) -> u8 {
         eprintln!("flywheel serve: {e}");
         exit::USAGE
     };
-    if args.tls_cert.is_some() || args.tls_key.is_some() || args.client_ca.is_some() {
-        return fail("--tls-cert/--tls-key/--client-ca are not wired yet".into());
-    }
     let _ = &args.overlays;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let files = flywheel_server::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: args.client_ca.clone(),
+            };
+            match flywheel_server::tls::server_config(&files) {
+                Ok(c) => Some(c),
+                Err(e) => return fail(e),
+            }
+        }
+        _ => None,
+    };
     let platform = match flywheel_contract::load(&args.config) {
         Ok(p) => p,
         Err(e) => return fail(format!("invalid contract configuration:\n{e}")),
@@ -200,10 +211,11 @@ pub fn run(args: ServeArgs) -> u8 {
         };
         let bound = listener.local_addr().unwrap_or(args.listen);
         eprintln!(
-            "flywheel serve: listening on http://{bound} (store: {})",
+            "flywheel serve: listening on {}://{bound} (store: {})",
+            if tls.is_some() { "https" } else { "http" },
             state.store.shown_url()
         );
-        match flywheel_server::bootstrap_link(&state, bound).await {
+        match flywheel_server::bootstrap_link(&state, bound, tls.is_some()).await {
             Ok(Some(link)) => eprintln!(
                 "flywheel serve: no admin yet: open {link} in a browser on this machine to sign in as admin (valid 15 minutes, once)"
             ),
@@ -218,7 +230,21 @@ pub fn run(args: ServeArgs) -> u8 {
                 let _ = sweeper.store.purge_expired(flywheel_store::now()).await;
             }
         });
-        match flywheel_server::serve(state, listener, flywheel_server::shutdown_signal()).await {
+        let served = match tls {
+            Some(config) => {
+                flywheel_server::tls::serve_tls(
+                    flywheel_server::router(state),
+                    listener,
+                    config,
+                    flywheel_server::shutdown_signal(),
+                )
+                .await
+            }
+            None => {
+                flywheel_server::serve(state, listener, flywheel_server::shutdown_signal()).await
+            }
+        };
+        match served {
             Ok(()) => exit::OK,
             Err(e) => fail(e.to_string()),
         }
