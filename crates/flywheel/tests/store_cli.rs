@@ -267,3 +267,153 @@ fn serve_answers_health_and_a_token_created_on_the_command_line() {
     );
     assert!(anon.starts_with("HTTP/1.1 401"), "{anon}");
 }
+
+/// Starts `flywheel serve` on a free port; answers the child, its address
+/// and its first two stderr lines: the address, then the bootstrap link or
+/// (with an admin in the store) the first log line, which the unreachable
+/// cluster (`KUBECONFIG` points nowhere) always gives.
+fn start_serve(db: &str, extra: &[&str]) -> (std::process::Child, String, Vec<String>) {
+    use std::io::{BufRead, BufReader};
+    let config =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform.yaml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flywheel"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .args(extra)
+        .env("FLYWHEEL_DATABASE_URL", db)
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut lines = Vec::new();
+    let mut addr = None;
+    for _ in 0..2 {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if addr.is_none() {
+            addr = line
+                .split("http://")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .map(str::to_string);
+        }
+        lines.push(line);
+    }
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while stderr.read_line(&mut sink).unwrap_or(0) > 0 {
+            sink.clear();
+        }
+    });
+    (child, addr.expect("address"), lines)
+}
+
+fn http_get(addr: &str, path: &str, headers: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n"
+    )
+    .expect("write");
+    let mut s = String::new();
+    c.read_to_string(&mut s).expect("read");
+    s
+}
+
+#[test]
+fn a_fresh_store_prints_a_one_time_admin_link_and_sigterm_stops_cleanly() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite://{}", dir.path().join("fw.db").display());
+    let (mut child, addr, lines) = start_serve(&db, &[]);
+    let link_line = lines
+        .iter()
+        .find(|l| l.contains("/signin/bootstrap/"))
+        .unwrap_or_else(|| panic!("no bootstrap line in {lines:?}"));
+    let link = link_line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("link");
+    assert!(
+        link.starts_with(&format!("http://{addr}/signin/bootstrap/")),
+        "{link}"
+    );
+    assert!(link_line.contains("15 minutes"), "{link_line}");
+    let path = link.trim_start_matches(&format!("http://{addr}"));
+    let signed_in = http_get(&addr, path, "");
+    assert!(signed_in.starts_with("HTTP/1.1 303"), "{signed_in}");
+    let cookie = signed_in
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("cookie")
+        .to_string();
+    let me = http_get(&addr, "/me", &format!("Cookie: {cookie}\r\n"));
+    assert!(
+        me.starts_with("HTTP/1.1 200") && me.contains("bootstrap-admin"),
+        "{me}"
+    );
+    assert!(me.contains("No cluster reachable"), "the banner says so");
+    let ready = http_get(&addr, "/readyz", "");
+    assert!(ready.contains("\"reachable\":false"), "{ready}");
+    // SIGTERM: a clean stop.
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    // An admin has signed in: the next start prints no link.
+    let (mut child, _, lines) = start_serve(&db, &["--log-format", "json"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        !lines.iter().any(|l| l.contains("/signin/bootstrap/")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn metrics_want_the_metrics_token_when_one_is_set_and_logs_are_json() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite://{}", dir.path().join("fw.db").display());
+    let o = flywheel(&db, &["token", "create", "--name", "a", "--role", "admin"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let (mut child, addr, _) = start_serve(
+        &db,
+        &[
+            "--metrics-token",
+            "scrape-secret-123",
+            "--log-format",
+            "json",
+        ],
+    );
+    let anon = http_get(&addr, "/metrics", "");
+    let wrong = http_get(&addr, "/metrics", "Authorization: Bearer nope\r\n");
+    let right = http_get(
+        &addr,
+        "/metrics",
+        "Authorization: Bearer scrape-secret-123\r\n",
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(anon.starts_with("HTTP/1.1 401"), "{anon}");
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    assert!(right.starts_with("HTTP/1.1 200"), "{right}");
+    assert!(right.contains("flywheel_http_requests_total"), "{right}");
+}
