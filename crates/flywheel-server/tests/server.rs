@@ -1012,7 +1012,7 @@ async fn secure_cookies_behind_a_trusted_https_proxy_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_count_requests_and_spoofing_and_can_want_a_token() {
+async fn metrics_count_requests_and_spoofing_in_bounded_labels() {
     let s = start(false, &[]).await;
     let _ = call(&s, "GET", "/api/v1/me", &[("X-Forwarded-User", "root")], "").await;
     let m = call(&s, "GET", "/metrics", &[], "").await;
