@@ -10,6 +10,7 @@
 
 pub mod access;
 mod api;
+pub mod oidc;
 pub mod peer;
 pub mod routes;
 
