@@ -14,10 +14,12 @@ pub mod access;
 mod api;
 pub mod cache;
 pub mod metrics;
+pub mod oidc;
 mod pages;
 pub mod peer;
 pub mod routes;
 pub mod session;
+pub mod signin_oidc;
 pub mod tls;
 
 pub use peer::Peer;
@@ -80,6 +82,8 @@ pub struct SignInOptions {
 /// What every handler can reach.
 pub struct AppState {
     pub sign_in_options: SignInOptions,
+    /// OIDC sign-in, when the contract has an oidc mode.
+    pub oidc: Option<signin_oidc::OidcSetup>,
     pub store: Store,
     pub policy: Policy,
     pub settings: Settings,
@@ -109,6 +113,7 @@ impl AppState {
             .unwrap_or(fresh);
         Ok(AppState {
             sign_in_options: SignInOptions::default(),
+            oidc: None,
             store,
             policy,
             settings,

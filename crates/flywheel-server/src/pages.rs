@@ -27,6 +27,8 @@ pub(crate) fn handler(route: &Route) -> Option<MethodRouter<Arc<AppState>>> {
         ("GET", "/static/{file}") => get(asset),
         ("GET", "/signin") => get(signin),
         ("GET", "/signin/bootstrap/{token}") => get(bootstrap),
+        ("GET", "/signin/oidc") => get(crate::signin_oidc::start),
+        ("GET", "/signin/oidc/callback") => get(crate::signin_oidc::callback),
         ("GET", "/") => get(|| async { Redirect::to("/me") }),
         ("GET", "/me") => get(me),
         ("POST", "/signout") => post(signout),

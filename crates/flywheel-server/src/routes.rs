@@ -75,6 +75,8 @@ pub const ROUTES: &[Route] = &[
     public("GET", "/static/{file}"),
     public_page("GET", "/signin"),
     public("GET", "/signin/bootstrap/{token}"),
+    public("GET", "/signin/oidc"),
+    public("GET", "/signin/oidc/callback"),
     page("GET", "/", Role::Viewer),
     page("GET", "/me", Role::Viewer),
     page("POST", "/signout", Role::Viewer),

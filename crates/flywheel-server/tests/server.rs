@@ -1,188 +1,15 @@
 //! The operator server over real TCP: the route table walked with every
 //! kind of caller, the authentication chain, and refused attacks.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+#[path = "support/server.rs"]
+mod support;
+
 use std::sync::atomic::Ordering;
 
-use flywheel_server::AppState;
-use flywheel_server::access::Policy;
 use flywheel_server::routes::{Access, ROUTES};
 use flywheel_store::{Role, Store};
 use secrecy::ExposeSecret;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct Server {
-    addr: SocketAddr,
-    state: Arc<AppState>,
-    _dir: tempfile::TempDir,
-}
-
-/// `trust_loopback`: the test's own peer (127.0.0.1) is a trusted proxy.
-async fn start(trust_loopback: bool, env: &[(&str, &str)]) -> Server {
-    start_with(trust_loopback, env, |t| t).await
-}
-
-/// [`start`] with the example contract's text edited first.
-async fn start_with(
-    trust_loopback: bool,
-    env: &[(&str, &str)],
-    edit: impl Fn(String) -> String,
-) -> Server {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform.yaml");
-    let mut text = edit(std::fs::read_to_string(&path).expect("example"));
-    if trust_loopback {
-        text = text.replace(
-            "trusted_cidrs: [100.64.0.0/10",
-            "trusted_cidrs: [127.0.0.0/8, 100.64.0.0/10",
-        );
-    }
-    let platform = flywheel_contract::load_str(&path, &text).expect("contract");
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let policy = Policy::from_contract(&platform, |k| {
-        env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-    })
-    .expect("policy");
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(&format!("sqlite://{}", dir.path().join("fw.db").display()))
-        .await
-        .expect("store");
-    let state = Arc::new(
-        AppState::new(store, policy, Default::default())
-            .await
-            .expect("state"),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(flywheel_server::serve(
-        state.clone(),
-        listener,
-        std::future::pending(),
-    ));
-    Server {
-        addr,
-        state,
-        _dir: dir,
-    }
-}
-
-struct Answer {
-    status: u16,
-    /// The status line and headers, as sent.
-    head: String,
-    body: String,
-}
-
-impl Answer {
-    /// A header's value (first one, name in any case).
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection.
-async fn call(
-    s: &Server,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Answer {
-    let mut conn = tokio::net::TcpStream::connect(s.addr)
-        .await
-        .expect("connect");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        s.addr,
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    conn.write_all(req.as_bytes()).await.expect("write");
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw).await.expect("read");
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status: {text}"));
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .map(|(h, b)| (h.to_string(), b.to_string()))
-        .unwrap_or_default();
-    // Chunked bodies: keep what is between the chunk sizes.
-    let body = if text
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body.lines()
-            .enumerate()
-            .filter(|(i, _)| i % 2 == 1)
-            .map(|(_, l)| l)
-            .collect::<Vec<_>>()
-            .join("")
-    } else {
-        body
-    };
-    Answer { status, head, body }
-}
-
-/// A signed-in browser: its cookie header and CSRF token.
-struct Browser {
-    cookie: String,
-    csrf: String,
-}
-
-async fn session(s: &Server, role: Role) -> Browser {
-    let (id, sess) = s
-        .state
-        .store
-        .create_session(
-            &flywheel_store::NewSession {
-                identity: format!("user-{}", role.as_str()),
-                groups: Vec::new(),
-                role,
-                method: "oidc".into(),
-            },
-            Default::default(),
-            flywheel_store::now(),
-        )
-        .await
-        .expect("session");
-    Browser {
-        cookie: format!("flywheel={}", id.expose_secret()),
-        csrf: sess.csrf,
-    }
-}
-
-async fn token(s: &Server, role: Role) -> String {
-    let t = s
-        .state
-        .store
-        .create_token(&format!("t-{}", role.as_str()), role, None, "test")
-        .await
-        .expect("token");
-    t.secret.expose_secret().to_string()
-}
+use support::{Server, call, session, set_cookie, start, start_with, token};
 
 fn concrete(path: &str) -> String {
     path.replace("{name}", "someone")
@@ -605,12 +432,6 @@ async fn health_and_readiness_are_public() {
         (a.status, a.json()["database"].as_str()),
         (200, Some("reachable"))
     );
-}
-
-/// The cookie a response sets, as `name=value`.
-fn set_cookie(a: &Answer) -> Option<String> {
-    a.header("set-cookie")
-        .and_then(|c| c.split(';').next().map(str::to_string))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

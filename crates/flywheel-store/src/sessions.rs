@@ -284,6 +284,26 @@ impl Store {
         now: jiff::Timestamp,
     ) -> Result<SecretString, StoreError> {
         let id = random_id()?;
+        self.put_challenge_as(kind, &id, data, ttl, now).await?;
+        Ok(id)
+    }
+
+    /// [`Store::put_challenge`] under an id the caller made with
+    /// [`random_id`] (when the id must be known before the data is: an
+    /// OIDC `state` is both the id and part of the data's making).
+    pub async fn put_challenge_as(
+        &self,
+        kind: &str,
+        id: &SecretString,
+        data: &str,
+        ttl: jiff::SignedDuration,
+        now: jiff::Timestamp,
+    ) -> Result<(), StoreError> {
+        if !well_formed(id.expose_secret()) {
+            return Err(StoreError::Usage(
+                "a challenge id must come from random_id".into(),
+            ));
+        }
         let expires = now
             .checked_add(ttl)
             .map_err(|e| StoreError::Usage(format!("challenge lifetime: {e}")))?;
@@ -297,8 +317,7 @@ impl Store {
             .execute(p)
             .await
             .map(|_| ()))
-        .map_err(|e| self.err(e))?;
-        Ok(id)
+        .map_err(|e| self.err(e))
     }
 
     /// Takes a challenge: at most once (the row is deleted in the same

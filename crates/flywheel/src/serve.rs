@@ -66,6 +66,11 @@ pub struct ServeArgs {
     /// Log lines as text or JSON (one object per line), on stderr.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// The URL browsers reach this server at (behind a proxy, its https
+    /// address): OIDC redirects and passkeys are bound to it. Default: the
+    /// listen address.
+    #[arg(long, env = "FLYWHEEL_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
     /// Protect /metrics with this bearer token (or FLYWHEEL_METRICS_TOKEN).
     #[arg(
         long,
@@ -201,8 +206,8 @@ pub fn run(args: ServeArgs) -> u8 {
             Ok(s) => s,
             Err(e) => return fail(e.to_string()),
         };
-        let state = match flywheel_server::AppState::new(store, policy, settings).await {
-            Ok(s) => Arc::new(s),
+        let mut state = match flywheel_server::AppState::new(store, policy, settings).await {
+            Ok(s) => s,
             Err(e) => return fail(e.to_string()),
         };
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
@@ -210,6 +215,30 @@ pub fn run(args: ServeArgs) -> u8 {
             Err(e) => return fail(format!("cannot listen on {}: {e}", args.listen)),
         };
         let bound = listener.local_addr().unwrap_or(args.listen);
+        let public_url = args
+            .public_url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| {
+                format!("{}://{bound}", if tls.is_some() { "https" } else { "http" })
+            });
+        if let Some(mode) = platform
+            .auth
+            .modes
+            .iter()
+            .find(|m| *m.kind == flywheel_contract::AuthKind::Oidc)
+        {
+            match flywheel_server::oidc::OidcSettings::from_mode(mode, &public_url, |k| {
+                std::env::var(k).ok()
+            }) {
+                Ok(settings) => {
+                    state.sign_in_options.oidc = Some(settings.issuer.clone());
+                    state.oidc = Some(flywheel_server::signin_oidc::OidcSetup::new(settings));
+                }
+                Err(e) => tracing::warn!(error = %e, "OIDC sign-in is off"),
+            }
+        }
+        let state = Arc::new(state);
         eprintln!(
             "flywheel serve: listening on {}://{bound} (store: {})",
             if tls.is_some() { "https" } else { "http" },
