@@ -17,6 +17,7 @@ enum Keep {
 
 /// One fresh store per backend: (name, url, what keeps it alive).
 fn urls(test: &str) -> Vec<(&'static str, String, Keep)> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tmp");
     let sqlite = format!("sqlite://{}", dir.path().join("sub/flywheel.db").display());
     let server = pg::PgServer::start();

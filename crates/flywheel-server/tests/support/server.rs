@@ -40,6 +40,7 @@ pub async fn start_custom(
     edit: impl Fn(String) -> String,
     customize: impl FnOnce(&mut AppState, SocketAddr),
 ) -> Server {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform.yaml");
     let mut text = edit(std::fs::read_to_string(&path).expect("example"));
