@@ -75,9 +75,12 @@ pub const ROUTES: &[Route] = &[
     public("GET", "/static/{file}"),
     public_page("GET", "/signin"),
     public("GET", "/signin/bootstrap/{token}"),
+    public("POST", "/signin/passkey/start"),
+    public("POST", "/signin/passkey/finish"),
     page("GET", "/", Role::Viewer),
     page("GET", "/me", Role::Viewer),
     page("POST", "/signout", Role::Viewer),
+    page("POST", "/me/passkeys/{id}/delete", Role::Viewer),
     page("GET", "/tokens", Role::Admin),
     page("POST", "/tokens", Role::Admin),
     page("POST", "/tokens/{name}/revoke", Role::Admin),
@@ -87,6 +90,10 @@ pub const ROUTES: &[Route] = &[
     api("GET", "/api/v1/tokens", Role::Admin),
     api("POST", "/api/v1/tokens", Role::Admin),
     api("DELETE", "/api/v1/tokens/{name}", Role::Admin),
+    api("GET", "/api/v1/passkeys", Role::Viewer),
+    api("POST", "/api/v1/passkeys/register/start", Role::Viewer),
+    api("POST", "/api/v1/passkeys/register/finish", Role::Viewer),
+    api("DELETE", "/api/v1/passkeys/{id}", Role::Viewer),
 ];
 
 /// The table entry for a matched path and method.
