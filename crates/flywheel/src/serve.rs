@@ -191,7 +191,7 @@ pub fn run(args: ServeArgs) -> u8 {
             Err(e) => return fail(e.to_string()),
         };
         let state = match flywheel_server::AppState::new(store, policy, settings).await {
-            Ok(s) => Arc::new(s),
+            Ok(s) => s,
             Err(e) => return fail(e.to_string()),
         };
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
@@ -199,6 +199,21 @@ pub fn run(args: ServeArgs) -> u8 {
             Err(e) => return fail(format!("cannot listen on {}: {e}", args.listen)),
         };
         let bound = listener.local_addr().unwrap_or(args.listen);
+        let state = match flywheel_server::passkey::Passkeys::from_contract(&platform, bound) {
+            Ok(Some(p)) => {
+                eprintln!(
+                    "flywheel serve: passkeys for rp id {} at {}",
+                    p.rp_id(),
+                    p.origin()
+                );
+                Arc::new(state.with_passkeys(p))
+            }
+            Ok(None) => Arc::new(state),
+            Err(e) => {
+                eprintln!("flywheel serve: passkeys off: {e}");
+                Arc::new(state)
+            }
+        };
         eprintln!(
             "flywheel serve: listening on http://{bound} (store: {})",
             state.store.shown_url()
