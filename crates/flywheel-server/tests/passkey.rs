@@ -317,6 +317,37 @@ async fn a_session_gets_discoverable_registration_options() {
     assert!(!j.to_string().contains("\"state\""), "{j}");
 }
 
+/// A passkey as webauthn-rs stored it (from Chromium's virtual
+/// authenticator; a public key only).
+const STORED: &str = r#"{"cred":{"cred_id":"pt_f7Po2SFQYdh7dBRvHu-cRWas2wJXRuTh_WcSXS-k","cred":{"type_":"ES256","key":{"EC_EC2":{"curve":"SECP256R1","x":"HS4-d2-Il64RfF3QeKMkW8uUEH_5oHjt2-9sWcGupEQ","y":"BLr6klg8QWrIv8nmcbsSKburO7nxiC1G4Pw0beJrBHo"}}},"counter":1,"transports":null,"user_verified":true,"backup_eligible":false,"backup_state":false,"registration_policy":"required","extensions":{"cred_protect":"Ignored","hmac_create_secret":"NotRequested","appid":"NotRequested","cred_props":{"Unsigned":{"rk":true}}},"attestation":{"data":"None","metadata":"None"},"attestation_format":"none"}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_excludes_the_passkeys_you_already_have() {
+    let s = start(true, false).await;
+    let id = "pt_f7Po2SFQYdh7dBRvHu-cRWas2wJXRuTh_WcSXS-k";
+    let mut mine = row(id, "alice", Role::Viewer);
+    mine.passkey = STORED.into();
+    s.state.store.add_passkey(&mine).await.expect("row");
+    let alice = session(&s, "alice", Role::Viewer).await;
+    let j = register_start(&s, &alice).await;
+    let excluded: Vec<&str> = j["publicKey"]["excludeCredentials"]
+        .as_array()
+        .expect("excludeCredentials")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(excluded, [id]);
+    // Bob's registration does not name alice's passkey.
+    let bob = session(&s, "bob", Role::Viewer).await;
+    let j = register_start(&s, &bob).await;
+    assert!(
+        j["publicKey"]["excludeCredentials"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{j}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_challenges_are_single_use_expiring_and_bound_to_the_session() {
     let s = start(true, false).await;
