@@ -199,6 +199,10 @@ pub fn run(args: ServeArgs) -> u8 {
             Err(e) => return fail(format!("cannot listen on {}: {e}", args.listen)),
         };
         let bound = listener.local_addr().unwrap_or(args.listen);
+        eprintln!(
+            "flywheel serve: listening on http://{bound} (store: {})",
+            state.store.shown_url()
+        );
         let state = match flywheel_server::passkey::Passkeys::from_contract(&platform, bound) {
             Ok(Some(p)) => {
                 eprintln!(
@@ -214,14 +218,21 @@ pub fn run(args: ServeArgs) -> u8 {
                 Arc::new(state)
             }
         };
-        eprintln!(
-            "flywheel serve: listening on http://{bound} (store: {})",
-            state.store.shown_url()
-        );
         match flywheel_server::bootstrap_link(&state, bound).await {
-            Ok(Some(link)) => eprintln!(
-                "flywheel serve: no admin yet: open {link} in a browser on this machine to sign in as admin (valid 15 minutes, once)"
-            ),
+            Ok(Some(link)) => {
+                // Passkeys on localhost: the same loopback server, under the
+                // name the passkeys (and so the session cookie) belong to.
+                let local = format!("http://localhost:{}", bound.port());
+                let link = match &state.passkeys {
+                    Some(p) if p.origin() == local => {
+                        link.replacen(&format!("http://127.0.0.1:{}", bound.port()), &local, 1)
+                    }
+                    _ => link,
+                };
+                eprintln!(
+                    "flywheel serve: no admin yet: open {link} in a browser on this machine to sign in as admin (valid 15 minutes, once)"
+                );
+            }
             Ok(None) => {}
             Err(e) => return fail(e.to_string()),
         }
