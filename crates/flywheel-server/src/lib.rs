@@ -16,6 +16,7 @@ pub mod cache;
 pub mod metrics;
 pub mod oidc;
 mod pages;
+pub mod passkey;
 pub mod peer;
 pub mod routes;
 pub mod session;
@@ -92,6 +93,9 @@ pub struct AppState {
     pub cluster: RwLock<ClusterStatus>,
     /// Requests that carried identity headers from an untrusted peer.
     pub spoofed: AtomicU64,
+    /// The WebAuthn relying party, when passkeys are configured
+    /// ([`AppState::with_passkeys`]).
+    pub passkeys: Option<passkey::Passkeys>,
     /// The key CSRF tokens of sessionless ambient callers (proxy, mTLS) are
     /// derived with; shared by replicas through the store.
     csrf_key: SecretString,
@@ -121,6 +125,7 @@ impl AppState {
             metrics: Default::default(),
             cluster: RwLock::new(ClusterStatus::default()),
             spoofed: AtomicU64::new(0),
+            passkeys: None,
             csrf_key,
         })
     }
@@ -166,7 +171,9 @@ pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
 /// The handler of one table route; `None` for a route without one (a test
 /// proves there is none).
 fn handler(route: &Route) -> Option<MethodRouter<Arc<AppState>>> {
-    api::handler(route).or_else(|| pages::handler(route))
+    api::handler(route)
+        .or_else(|| pages::handler(route))
+        .or_else(|| passkey::handler(route))
 }
 
 /// The whole server.

@@ -77,9 +77,12 @@ pub const ROUTES: &[Route] = &[
     public("GET", "/signin/bootstrap/{token}"),
     public("GET", "/signin/oidc"),
     public("GET", "/signin/oidc/callback"),
+    public("POST", "/signin/passkey/start"),
+    public("POST", "/signin/passkey/finish"),
     page("GET", "/", Role::Viewer),
     page("GET", "/me", Role::Viewer),
     page("POST", "/signout", Role::Viewer),
+    page("POST", "/me/passkeys/{id}/delete", Role::Viewer),
     page("GET", "/tokens", Role::Admin),
     page("POST", "/tokens", Role::Admin),
     page("POST", "/tokens/{name}/revoke", Role::Admin),
@@ -89,6 +92,10 @@ pub const ROUTES: &[Route] = &[
     api("GET", "/api/v1/tokens", Role::Admin),
     api("POST", "/api/v1/tokens", Role::Admin),
     api("DELETE", "/api/v1/tokens/{name}", Role::Admin),
+    api("GET", "/api/v1/passkeys", Role::Viewer),
+    api("POST", "/api/v1/passkeys/register/start", Role::Viewer),
+    api("POST", "/api/v1/passkeys/register/finish", Role::Viewer),
+    api("DELETE", "/api/v1/passkeys/{id}", Role::Viewer),
 ];
 
 /// The table entry for a matched path and method.

@@ -77,23 +77,10 @@ pub async fn sign_in(
     new: NewSession,
     next: &str,
 ) -> Response {
-    let secure = secure(state, peer, headers);
-    if let Some(old) = cookie(headers, secure) {
-        let _ = state.store.delete_session(&old).await;
-        state.cache.forget_session(&old);
-    }
-    let limits = state.settings.limits;
-    match state
-        .store
-        .create_session(&new, limits, flywheel_store::now())
-        .await
-    {
-        Ok((id, _)) => {
-            state.metrics.auth(&new.method, "signed_in");
-            tracing::info!(identity = %new.identity, method = %new.method, "signed in");
+    match start_session(state, peer, headers, &new).await {
+        Ok(cookie) => {
             let mut resp = Redirect::to(local_path(Some(next))).into_response();
-            if let Some(v) = set_cookie(id.expose_secret(), secure, Some(limits.absolute.as_secs()))
-            {
+            if let Some(v) = cookie {
                 resp.headers_mut().insert(header::SET_COOKIE, v);
             }
             resp
@@ -105,6 +92,59 @@ pub async fn sign_in(
             &format!("The store did not take the session: {e}"),
         ),
     }
+}
+
+/// [`sign_in`] for a script (the passkey ceremony): the same rotation and
+/// cookie, answered as JSON `{"redirect": next}` (200) instead of a 303.
+pub async fn sign_in_json(
+    state: &AppState,
+    peer: &Peer,
+    headers: &HeaderMap,
+    new: NewSession,
+    next: &str,
+) -> Response {
+    match start_session(state, peer, headers, &new).await {
+        Ok(cookie) => {
+            let mut resp =
+                axum::Json(serde_json::json!({"redirect": local_path(Some(next))})).into_response();
+            if let Some(v) = cookie {
+                resp.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            resp
+        }
+        Err(e) => crate::error(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            &format!("the store did not take the session: {e}"),
+        ),
+    }
+}
+
+/// Deletes the browser's old session, creates the new one; answers its
+/// `Set-Cookie` value.
+async fn start_session(
+    state: &AppState,
+    peer: &Peer,
+    headers: &HeaderMap,
+    new: &NewSession,
+) -> Result<Option<HeaderValue>, flywheel_store::StoreError> {
+    let secure = secure(state, peer, headers);
+    if let Some(old) = cookie(headers, secure) {
+        let _ = state.store.delete_session(&old).await;
+        state.cache.forget_session(&old);
+    }
+    let limits = state.settings.limits;
+    let (id, _) = state
+        .store
+        .create_session(new, limits, flywheel_store::now())
+        .await?;
+    state.metrics.auth(&new.method, "signed_in");
+    tracing::info!(identity = %new.identity, method = %new.method, "signed in");
+    Ok(set_cookie(
+        id.expose_secret(),
+        secure,
+        Some(limits.absolute.as_secs()),
+    ))
 }
 
 /// Signs the request's session out and clears the cookie.

@@ -238,19 +238,42 @@ pub fn run(args: ServeArgs) -> u8 {
                 Err(e) => tracing::warn!(error = %e, "OIDC sign-in is off"),
             }
         }
-        let state = Arc::new(state);
+        // Configured before the first line, said after the bootstrap line:
+        // "listening on" is the first line and the link the second.
+        let passkeys = flywheel_server::passkey::Passkeys::from_contract(&platform, bound);
+        let passkeys_said = match &passkeys {
+            Ok(Some(p)) => format!("passkeys for rp id {} at {}", p.rp_id(), p.origin()),
+            Ok(None) => "passkeys off: the contract has no webauthn mode".to_string(),
+            Err(e) => format!("passkeys off: {e}"),
+        };
+        let state = Arc::new(match passkeys {
+            Ok(Some(p)) => state.with_passkeys(p),
+            _ => state,
+        });
         eprintln!(
             "flywheel serve: listening on {}://{bound} (store: {})",
             if tls.is_some() { "https" } else { "http" },
             state.store.shown_url()
         );
         match flywheel_server::bootstrap_link(&state, bound, tls.is_some()).await {
-            Ok(Some(link)) => eprintln!(
-                "flywheel serve: no admin yet: open {link} in a browser on this machine to sign in as admin (valid 15 minutes, once)"
-            ),
+            Ok(Some(link)) => {
+                // Passkeys on localhost: the same loopback server, under the
+                // name the passkeys (and so the session cookie) belong to.
+                let local = format!("http://localhost:{}", bound.port());
+                let link = match &state.passkeys {
+                    Some(p) if p.origin() == local => {
+                        link.replacen(&format!("http://127.0.0.1:{}", bound.port()), &local, 1)
+                    }
+                    _ => link,
+                };
+                eprintln!(
+                    "flywheel serve: no admin yet: open {link} in a browser on this machine to sign in as admin (valid 15 minutes, once)"
+                );
+            }
             Ok(None) => {}
             Err(e) => return fail(e.to_string()),
         }
+        tracing::info!("{passkeys_said}");
         tokio::spawn(watch_cluster(state.clone(), args.kubeconfig, args.context));
         let sweeper = state.clone();
         tokio::spawn(async move {
