@@ -345,7 +345,7 @@ async fn a_passkey_registered_on_me_signs_in_after_sign_out() {
     let server = start_server().await;
     let port = server.addr.port();
     let base = format!("http://localhost:{port}");
-    let link = flywheel_server::bootstrap_link(&server.state, server.addr)
+    let link = flywheel_server::bootstrap_link(&server.state, server.addr, false)
         .await
         .expect("store")
         .expect("no admin yet: a link");
