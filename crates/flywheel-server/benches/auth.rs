@@ -689,11 +689,11 @@ fn run_backend(
             conns.push(Conn::open(b.addr).await);
         }
         let kinds = [
-            "token, uncached (64 SELECTs)",
+            "token, uncached (up to 64 SELECTs)",
             "token, cached",
-            "session, uncached (64 SELECTs)",
+            "session, uncached (up to 64 SELECTs)",
             "session, cached",
-            "session due its touch (SELECT+UPDATE)",
+            "session due its touch (+ UPDATEs)",
         ];
         let mut out: Vec<Herd> = kinds
             .iter()
