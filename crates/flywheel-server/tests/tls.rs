@@ -696,3 +696,98 @@ fn identities_with_control_characters_or_too_long_are_refused() {
     let too_long = client_leaf(&ca, &format!("{longest}a"), &[]);
     assert_eq!(tls::client_identity(&too_long.der()), None);
 }
+
+// ------------------------------------------------- the whole server ---
+
+/// One HTTP/1.1 request over TLS to `addr`: the head and the body.
+async fn tls_request(
+    addr: SocketAddr,
+    pki: &Pki,
+    client: Option<&Leaf>,
+    request: &str,
+) -> (String, String) {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let name = ServerName::try_from("localhost").expect("server name");
+    let mut tls = connector(pki, client, b"http/1.1")
+        .connect(name, tcp)
+        .await
+        .expect("handshake");
+    tls.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    tls.read_to_end(&mut response).await.expect("read");
+    let response = String::from_utf8_lossy(&response).to_string();
+    let (head, body) = response.split_once("\r\n\r\n").expect("head and body");
+    (head.to_string(), body.to_string())
+}
+
+/// The real server (route table, access layer, store) behind the TLS
+/// listener: a verified client certificate is an identity with a mapped
+/// role, and cookies over TLS are `__Host-` and `Secure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_over_mtls_knows_the_certificate_and_sets_secure_cookies() {
+    install_provider();
+    let pki = Pki::new();
+    let contract = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform.yaml");
+    let platform = flywheel_contract::load(&contract).expect("contract");
+    let policy = flywheel_server::access::Policy::from_contract(&platform, |k| {
+        (k == "FLYWHEEL_OPERATORS").then(|| "alice@example.com".to_string())
+    })
+    .expect("policy");
+    let db = tempfile::tempdir().expect("tmp");
+    let store =
+        flywheel_store::Store::open(&format!("sqlite://{}", db.path().join("fw.db").display()))
+            .await
+            .expect("store");
+    let state = Arc::new(
+        flywheel_server::AppState::new(store, policy, Default::default())
+            .await
+            .expect("state"),
+    );
+    let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = tcp.local_addr().expect("addr");
+    let config = tls::server_config(&pki.files(true)).expect("config");
+    tokio::spawn(tls::serve_tls(
+        flywheel_server::router(state.clone()),
+        tcp,
+        config,
+        std::future::pending(),
+    ));
+    let alice = client_leaf(&pki.ca, "Alice Example", &["alice@example.com"]);
+    let me = "GET /api/v1/me HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let (head, body) = tls_request(addr, &pki, Some(&alice), me).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let me_json: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        (
+            me_json["identity"].as_str(),
+            me_json["auth_method"].as_str(),
+            me_json["role"].as_str()
+        ),
+        (Some("alice@example.com"), Some("mtls"), Some("operator"))
+    );
+    // Without a certificate: anonymous.
+    let (head, _) = tls_request(addr, &pki, None, me).await;
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    // The bootstrap link over TLS sets the __Host- cookie, Secure.
+    let link = flywheel_server::bootstrap_link(&state, addr, true)
+        .await
+        .expect("store")
+        .expect("link");
+    assert!(link.starts_with("https://"), "{link}");
+    let path = &link[link.find("/signin/").expect("path")..];
+    let (head, _) = tls_request(
+        addr,
+        &pki,
+        None,
+        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .expect("cookie");
+    assert!(
+        cookie.starts_with("__Host-flywheel=") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
+}
