@@ -176,6 +176,8 @@ pub struct ScaleSet {
     /// `metadata.name` (the Helm release's scale set object).
     pub name: String,
     pub runner_scale_set_name: Option<String>,
+    /// `spec.runnerScaleSetLabels` (empty when absent).
+    pub runner_scale_set_labels: Vec<String>,
     pub github_config_url: Option<String>,
     pub github_config_secret: Option<String>,
     pub runner_group: Option<String>,
@@ -241,6 +243,15 @@ impl ScaleSet {
             namespace: obj.metadata.namespace.clone().unwrap_or_default(),
             name: obj.metadata.name.clone().unwrap_or_default(),
             runner_scale_set_name: s(spec, "runnerScaleSetName"),
+            runner_scale_set_labels: spec
+                .and_then(|v| v.get("runnerScaleSetLabels"))
+                .and_then(serde_json::Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
             github_config_url: s(spec, "githubConfigUrl"),
             github_config_secret: s(spec, "githubConfigSecret"),
             runner_group: s(spec, "runnerGroup"),

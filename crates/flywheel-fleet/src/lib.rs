@@ -1,0 +1,15 @@
+//! The fleet model's plain functions: which workflow labels a scale set
+//! serves ([`labels`]), which overlay owns it ([`owner`]), and the
+//! pause/resume operator action as the exact server-side apply bodies
+//! ([`pause`]). No I/O: the server's watches feed these, and the governor
+//! and the drift view decide labels with the same function.
+
+pub mod labels;
+pub mod owner;
+pub mod pause;
+
+pub use labels::{LABEL_ANNOTATION, LabelSource, SetLabels, set_labels};
+pub use owner::{Owner, config_owner, owner_of};
+pub use pause::{
+    FIELD_MANAGER, PAUSED_AT, PAUSED_BY, PAUSED_MAX, Paused, Plan, pause, paused, resume,
+};
