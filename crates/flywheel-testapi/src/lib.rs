@@ -9,8 +9,13 @@
 //!   cluster-wide, plus the `status` subresource and `/version`;
 //! - get / list (label and field selectors, `limit`/`continue`) / create / replace (optimistic
 //!   concurrency) / delete (finalizers honoured) / delete-collection;
-//! - merge, strategic-merge (treated as merge), JSON patch and server-side apply (treated as a
-//!   merge that creates the object if absent); `dryRun=All`;
+//! - merge, strategic-merge (treated as merge), JSON patch; `dryRun=All`;
+//! - server-side apply with per-manager field ownership in `metadata.managedFields`: a 409
+//!   `Conflict` when applying a field another manager owns with a different value (unless
+//!   `force=true`, which takes ownership), removal of fields a manager applied before and leaves
+//!   out (unless another manager owns them too), `metadata.resourceVersion` in the body as a
+//!   precondition; other writes naming a `fieldManager` (and [`TestApiServer::insert_by`])
+//!   record that manager's `Update` ownership of what they changed;
 //! - watches streamed as newline-delimited JSON, with history replay from a `resourceVersion`,
 //!   `410 Expired` after [`TestApiServer::compact`], bookmarks and `timeoutSeconds`;
 //! - metadata-only reads (`Accept: application/json;as=PartialObjectMetadata;...`);
@@ -29,6 +34,7 @@
 //! `Authorization` header (the bearer token) into every `Status` message, as a careless proxy
 //! or webhook might, and [`TestApiServer::pad_responses`] makes every answer oversized.
 
+mod apply;
 mod patch;
 mod selector;
 mod state;
@@ -228,6 +234,49 @@ impl TestApiServer {
             name,
         };
         st.store(&loc, &kind, object, Origin::Test, false);
+    }
+
+    /// Like [`TestApiServer::insert`], written by field manager `manager` (operation `Update`,
+    /// as Helm writes): the fields it sets become `manager`'s in `metadata.managedFields`, so a
+    /// later server-side apply by someone else conflicts with them unless forced.
+    ///
+    /// # Panics
+    /// If `apiVersion`, `kind` or `metadata.name` is missing.
+    pub fn insert_by(&self, manager: &str, mut object: Value) {
+        let field = |p: &str| {
+            object
+                .pointer(p)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| panic!("TestApiServer::insert_by: object has no {p}"))
+        };
+        let (api_version, kind, name) = (
+            field("/apiVersion"),
+            field("/kind"),
+            field("/metadata/name"),
+        );
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let prev = self.get(&api_version, &kind, namespace.as_deref(), &name);
+        apply::update(prev.as_ref(), &mut object, Some(manager));
+        self.insert(object);
+    }
+
+    /// The fields (dotted leaf paths, e.g. `.spec.maxRunners`) `manager` owns in the stored
+    /// object, from its `metadata.managedFields`; empty when absent.
+    pub fn owned_fields(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        manager: &str,
+    ) -> Vec<String> {
+        self.get(api_version, kind, namespace, name)
+            .map(|o| apply::owned(&o, manager))
+            .unwrap_or_default()
     }
 
     fn loc(st: &State, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Loc {
@@ -983,6 +1032,8 @@ fn replace(st: &mut State, res: &Res, loc: &Loc, status_only: bool, c: &Ctx) -> 
     let obj = if status_only {
         status_update(&existing, &obj)
     } else {
+        let mut obj = obj;
+        apply::update(Some(&existing), &mut obj, c.q("fieldManager"));
         obj
     };
     let kind = kind_of(st, res, &obj);
@@ -1003,16 +1054,11 @@ fn patch(st: &mut State, res: &Res, loc: &Loc, status_only: bool, c: &Ctx) -> Re
         Err(r) => return r,
     };
     let existing = st.get(loc).cloned();
+    if content_type == "application/apply-patch+yaml" && !status_only {
+        return server_side_apply(st, res, loc, existing.as_ref(), &body, c);
+    }
     let patched = match (content_type.as_str(), existing.as_ref()) {
-        ("application/apply-patch+yaml", None) => {
-            // Server-side apply creates the object.
-            if status_only {
-                return not_found(res, &loc.name);
-            }
-            let kind = kind_of(st, res, &body);
-            let stored = st.store(loc, &kind, body, Origin::Client, c.dry_run());
-            return Reply::Json(201, render(&stored, c.meta, res.is_secrets()));
-        }
+        ("application/apply-patch+yaml", None) => return not_found(res, &loc.name),
         (
             "application/apply-patch+yaml"
             | "application/merge-patch+json"
@@ -1055,11 +1101,50 @@ fn patch(st: &mut State, res: &Res, loc: &Loc, status_only: bool, c: &Ctx) -> Re
     let obj = if status_only {
         status_update(&existing, &patched)
     } else {
+        let mut patched = patched;
+        apply::update(Some(&existing), &mut patched, c.q("fieldManager"));
         patched
     };
     let kind = kind_of(st, res, &obj);
     let stored = st.store(loc, &kind, obj, Origin::Client, c.dry_run());
     Reply::Json(200, render(&stored, c.meta, res.is_secrets()))
+}
+
+/// Server-side apply (see `apply.rs`): the body's `resourceVersion` is a precondition; a field
+/// another manager owns with a different value is a 409 unless `force=true`.
+fn server_side_apply(
+    st: &mut State,
+    res: &Res,
+    loc: &Loc,
+    existing: Option<&Value>,
+    body: &Value,
+    c: &Ctx,
+) -> Reply {
+    let Some(manager) = c.q("fieldManager").filter(|m| !m.is_empty()) else {
+        return fail(
+            422,
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+            None,
+        );
+    };
+    if let Some(want) = rv_of(body)
+        && existing.and_then(rv_of) != Some(want)
+    {
+        return conflict(res, &loc.name);
+    }
+    match apply::apply(existing, body, manager, c.flag("force")) {
+        Ok(obj) => {
+            let kind = kind_of(st, res, &obj);
+            let stored = st.store(loc, &kind, obj, Origin::Client, c.dry_run());
+            let code = if existing.is_some() { 200 } else { 201 };
+            Reply::Json(code, render(&stored, c.meta, res.is_secrets()))
+        }
+        Err(e) => {
+            let mut details = res.details(&loc.name);
+            details["causes"] = Value::Array(e.causes);
+            fail(409, e.message, Some(details))
+        }
+    }
 }
 
 /// Checks `DeleteOptions.preconditions` (uid / resourceVersion) against the object.
