@@ -291,6 +291,17 @@ pub enum Written {
     Unchanged,
 }
 
+/// What a server-side apply of a scale set did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// Written: the set as the API server now holds it, and its
+    /// resourceVersion.
+    Applied(ScaleSet, String),
+    /// 409: another manager owns a field (unforced), or the set changed since
+    /// the resourceVersion in the body; the API server's message.
+    Conflict(String),
+}
+
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Data keys of a Secret that other field managers own and `ours` does not
@@ -589,6 +600,66 @@ impl Cluster {
             },
             stale,
         ))
+    }
+
+    /// One `AutoscalingRunnerSet` and the `resourceVersion` it was read at;
+    /// `Ok(None)` when there is no such set.
+    pub async fn scale_set(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<(ScaleSet, String)>, Error> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &scale_set_resource());
+        self.retry(|| async {
+            let obj = api.get_opt(name).await.map_err(|e| {
+                kube_error(
+                    &format!("reading AutoscalingRunnerSet {namespace}/{name}"),
+                    e,
+                )
+            })?;
+            Ok(obj.map(|o| {
+                let rv = o.metadata.resource_version.clone().unwrap_or_default();
+                (ScaleSet::from_object(&o), rv)
+            }))
+        })
+        .await
+    }
+
+    /// Server-side applies `body` to the `AutoscalingRunnerSet`
+    /// `namespace/name` as field manager `manager` (`force`: take the fields
+    /// other managers own). A `metadata.resourceVersion` in `body` is a
+    /// precondition. A 409 (a conflict with another manager, or the set
+    /// changed since it was read) is [`ApplyOutcome::Conflict`], not an
+    /// error; the write is never retried.
+    pub async fn apply_scale_set(
+        &self,
+        namespace: &str,
+        name: &str,
+        body: &serde_json::Value,
+        manager: &str,
+        force: bool,
+    ) -> Result<ApplyOutcome, Error> {
+        use kube::api::{Patch, PatchParams};
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &scale_set_resource());
+        let mut params = PatchParams::apply(manager);
+        if force {
+            params = params.force();
+        }
+        match api.patch(name, &params, &Patch::Apply(body)).await {
+            Ok(o) => {
+                let rv = o.metadata.resource_version.clone().unwrap_or_default();
+                Ok(ApplyOutcome::Applied(ScaleSet::from_object(&o), rv))
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(ApplyOutcome::Conflict(
+                flywheel_redact::redact(&bounded(&s.message)),
+            )),
+            Err(e) => Err(kube_error(
+                &format!("applying AutoscalingRunnerSet {namespace}/{name}"),
+                e,
+            )),
+        }
     }
 
     /// Every `AutoscalingRunnerSet` in `namespace`.

@@ -19,6 +19,7 @@ mod pages;
 pub mod passkey;
 pub mod peer;
 pub mod routes;
+mod scale_sets;
 pub mod session;
 pub mod signin_oidc;
 pub mod tls;
@@ -99,6 +100,9 @@ pub struct AppState {
     /// The key CSRF tokens of sessionless ambient callers (proxy, mTLS) are
     /// derived with; shared by replicas through the store.
     csrf_key: SecretString,
+    /// The cluster operator actions (pause, resume) write to; `None`: they
+    /// answer 503 `cluster_unavailable` ([`AppState::with_cluster`]).
+    pub kube: Option<flywheel_cluster::Cluster>,
 }
 
 impl AppState {
@@ -127,7 +131,14 @@ impl AppState {
             spoofed: AtomicU64::new(0),
             passkeys: None,
             csrf_key,
+            kube: None,
         })
+    }
+
+    /// The cluster operator actions write to.
+    pub fn with_cluster(mut self, cluster: flywheel_cluster::Cluster) -> AppState {
+        self.kube = Some(cluster);
+        self
     }
 
     pub fn set_cluster(&self, status: ClusterStatus) {
@@ -174,6 +185,7 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<AppState>>> {
     api::handler(route)
         .or_else(|| pages::handler(route))
         .or_else(|| passkey::handler(route))
+        .or_else(|| scale_sets::handler(route))
 }
 
 /// The whole server.

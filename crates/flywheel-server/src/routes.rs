@@ -96,6 +96,16 @@ pub const ROUTES: &[Route] = &[
     api("POST", "/api/v1/passkeys/register/start", Role::Viewer),
     api("POST", "/api/v1/passkeys/register/finish", Role::Viewer),
     api("DELETE", "/api/v1/passkeys/{id}", Role::Viewer),
+    api(
+        "POST",
+        "/api/v1/scale-sets/{namespace}/{name}/pause",
+        Role::Operator,
+    ),
+    api(
+        "POST",
+        "/api/v1/scale-sets/{namespace}/{name}/resume",
+        Role::Operator,
+    ),
 ];
 
 /// The table entry for a matched path and method.

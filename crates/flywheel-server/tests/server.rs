@@ -13,6 +13,7 @@ use support::{Server, call, session, set_cookie, start, start_with, token};
 
 fn concrete(path: &str) -> String {
     path.replace("{name}", "someone")
+        .replace("{namespace}", "arc-runners")
         .replace("{file}", "app.css")
         .replace("{token}", "not-a-real-token")
 }

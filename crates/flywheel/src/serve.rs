@@ -95,6 +95,33 @@ fn init_logs(format: LogFormat) {
 
 /// Checks the cluster every 30 s so that pages and /readyz can say whether
 /// it is reachable (the fleet watches replace this).
+/// The cluster operator actions write to, connected once at start (the
+/// kube client reconnects by itself afterwards); `None` when there is none
+/// within 15 s: the server serves without one and pause/resume answer 503.
+async fn connect_once(
+    kubeconfig: Option<&PathBuf>,
+    context: Option<&str>,
+) -> Option<flywheel_cluster::Cluster> {
+    let policy = flywheel_cluster::Policy::default();
+    let connect = async {
+        match kubeconfig {
+            Some(p) => flywheel_cluster::Cluster::from_kubeconfig_file(p, context, policy).await,
+            None => flywheel_cluster::Cluster::connect(context, policy).await,
+        }
+    };
+    match tokio::time::timeout(Duration::from_secs(15), connect).await {
+        Ok(Ok(c)) => Some(c),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e.message, "no cluster for operator actions");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("no cluster for operator actions: connecting took longer than 15 s");
+            None
+        }
+    }
+}
+
 async fn watch_cluster(
     state: Arc<flywheel_server::AppState>,
     kubeconfig: Option<PathBuf>,
@@ -245,6 +272,10 @@ pub fn run(args: ServeArgs) -> u8 {
             Ok(Some(p)) => format!("passkeys for rp id {} at {}", p.rp_id(), p.origin()),
             Ok(None) => "passkeys off: the contract has no webauthn mode".to_string(),
             Err(e) => format!("passkeys off: {e}"),
+        };
+        let state = match connect_once(args.kubeconfig.as_ref(), args.context.as_deref()).await {
+            Some(c) => state.with_cluster(c),
+            None => state,
         };
         let state = Arc::new(match passkeys {
             Ok(Some(p)) => state.with_passkeys(p),
