@@ -69,6 +69,8 @@ struct Env {
     kube: TestApiServer,
     cluster: Cluster,
     s: Server,
+    /// One token per role (names are never reused).
+    tokens: Vec<(Role, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -86,10 +88,15 @@ async fn env(sets: &[(&str, Option<i64>)]) -> Env {
         .expect("cluster");
     let c = cluster.clone();
     let s = start_custom(false, &[], |t| t, move |state, _| state.kube = Some(c)).await;
+    let mut tokens = Vec::new();
+    for role in [Role::Viewer, Role::Operator, Role::Admin] {
+        tokens.push((role, token(&s, role).await));
+    }
     Env {
         kube,
         cluster,
         s,
+        tokens,
         _dir: dir,
     }
 }
@@ -99,7 +106,12 @@ fn stored(e: &Env, name: &str) -> Value {
 }
 
 async fn post(e: &Env, role: Role, name: &str, action: &str) -> Answer {
-    let t = token(&e.s, role).await;
+    let t = e
+        .tokens
+        .iter()
+        .find(|(r, _)| *r == role)
+        .map(|(_, t)| t.clone())
+        .expect("a token for the role");
     call(
         &e.s,
         "POST",
@@ -275,7 +287,7 @@ async fn a_set_changed_between_read_and_write_is_a_conflict_with_the_current_sta
     // Every answer waits, so the change lands after the handler's read and
     // before its write is processed.
     e.kube.set_latency(Duration::from_millis(400));
-    let t = token(&e.s, Role::Operator).await;
+    let t = e.tokens[1].1.clone();
     let server = &e.s;
     let pause = async {
         call(
