@@ -296,7 +296,7 @@ pub enum Written {
 pub enum ApplyOutcome {
     /// Written: the set as the API server now holds it, and its
     /// resourceVersion.
-    Applied(ScaleSet, String),
+    Applied(Box<ScaleSet>, String),
     /// 409: another manager owns a field (unforced), or the set changed since
     /// the resourceVersion in the body; the API server's message.
     Conflict(String),
@@ -650,7 +650,10 @@ impl Cluster {
         match api.patch(name, &params, &Patch::Apply(body)).await {
             Ok(o) => {
                 let rv = o.metadata.resource_version.clone().unwrap_or_default();
-                Ok(ApplyOutcome::Applied(ScaleSet::from_object(&o), rv))
+                Ok(ApplyOutcome::Applied(
+                    Box::new(ScaleSet::from_object(&o)),
+                    rv,
+                ))
             }
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(ApplyOutcome::Conflict(
                 flywheel_redact::redact(&bounded(&s.message)),
