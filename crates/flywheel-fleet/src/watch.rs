@@ -195,9 +195,7 @@ impl Fleet {
     /// dropped. Errors back off and retry; they never end the watches.
     pub async fn run(&self, client: kube::Client) {
         let mut stores = Vec::new();
-        let mut streams: Vec<
-            BoxStream<'static, (usize, Result<watcher::Event<DynamicObject>, watcher::Error>)>,
-        > = Vec::new();
+        let mut streams: Vec<BoxStream<'static, Tagged>> = Vec::new();
         for kind in Kind::ALL {
             let ar = kind.resource();
             for ns in &self.inner.config.namespaces {
@@ -237,6 +235,9 @@ impl Fleet {
         }
     }
 }
+
+/// A watch event, tagged with the index of its stream.
+type Tagged = (usize, Result<watcher::Event<DynamicObject>, watcher::Error>);
 
 /// What the watches have said so far.
 struct Watches {
@@ -295,7 +296,7 @@ impl Watches {
 
     fn view(&self) -> ClusterView {
         ClusterView {
-            reachable: self.answered && !self.failing.iter().any(|f| *f == Some(true)),
+            reachable: self.answered && !self.failing.contains(&Some(true)),
             stale_since: self.stale_since.map(|t| t.to_string()),
             synced: self.synced.iter().all(|s| *s),
         }
