@@ -284,7 +284,8 @@ async fn after_410_gone_the_fleet_relists_and_shows_the_write() {
     // The watches end; their first re-watch fails (backoff), the write
     // lands and history is compacted meanwhile: the re-watch from the old
     // resourceVersion gets 410 and the watcher lists again.
-    e.api.fail_next("autoscalingrunnersets", 500, 1);
+    e.api
+        .fail_next("namespaces/arc-runners/autoscalingrunnersets", 500, 1);
     e.api.close_watches();
     e.api.insert(set(
         "late-nix",

@@ -1326,6 +1326,10 @@ fn watch_response(
         let mut seen = start_rv;
         loop {
             let line = tokio::select! {
+                // A cut wins over events that arrive with it: a write made
+                // after `close_watches` is never sent on the old stream.
+                biased;
+                _ = cut.changed() => break,
                 ev = live.recv() => match ev {
                     Ok(ev) => {
                         if ev.rv <= start_rv {
@@ -1348,7 +1352,6 @@ fn watch_response(
                 }
                 _ = tick.tick(), if bookmarks => filter.bookmark(seen, false),
                 _ = shutdown.changed() => break,
-                _ = cut.changed() => break,
                 () = tx.closed() => break,
             };
             if tx.send(line).await.is_err() {
