@@ -3,10 +3,16 @@
 //! pause/resume operator action as the exact server-side apply bodies
 //! ([`pause`]). No I/O: the server's watches feed these, and the governor
 //! and the drift view decide labels with the same function.
+//!
+//! The live fleet: [`snapshot`] builds the fleet model as one value (a pure
+//! function of the watched objects), [`watch`] runs the kube-runtime
+//! reflectors that feed it and publishes each revision once.
 
 pub mod labels;
 pub mod owner;
 pub mod pause;
+pub mod snapshot;
+pub mod watch;
 
 pub use labels::{LABEL_ANNOTATION, LabelSource, SetLabels, set_labels};
 pub use owner::{Owner, config_owner, owner_of};

@@ -44,6 +44,7 @@ async fn readyz(State(s): State<Arc<AppState>>) -> Response {
     let cluster = serde_json::json!({
         "reachable": c.reachable,
         "reason": (!c.reason.is_empty()).then_some(c.reason),
+        "watches": {"synced": s.fleet.current().snapshot.cluster.synced},
     });
     match s.store.ping().await {
         Ok(()) => Json(serde_json::json!({"status": "ready", "database": "reachable", "cluster": cluster})).into_response(),

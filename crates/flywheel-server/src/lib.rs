@@ -13,6 +13,7 @@
 pub mod access;
 mod api;
 pub mod cache;
+mod fleet;
 pub mod metrics;
 pub mod oidc;
 mod pages;
@@ -97,6 +98,9 @@ pub struct AppState {
     /// The WebAuthn relying party, when passkeys are configured
     /// ([`AppState::with_passkeys`]).
     pub passkeys: Option<passkey::Passkeys>,
+    /// The live fleet (`/api/v1/fleet`): empty until `flywheel serve`
+    /// runs its watches ([`flywheel_fleet::watch::Fleet::run`]).
+    pub fleet: flywheel_fleet::watch::Fleet,
     /// The key CSRF tokens of sessionless ambient callers (proxy, mTLS) are
     /// derived with; shared by replicas through the store.
     csrf_key: SecretString,
@@ -130,6 +134,7 @@ impl AppState {
             cluster: RwLock::new(ClusterStatus::default()),
             spoofed: AtomicU64::new(0),
             passkeys: None,
+            fleet: Default::default(),
             csrf_key,
             kube: None,
         })
@@ -186,6 +191,7 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<AppState>>> {
         .or_else(|| pages::handler(route))
         .or_else(|| passkey::handler(route))
         .or_else(|| scale_sets::handler(route))
+        .or_else(|| fleet::handler(route))
 }
 
 /// The whole server.

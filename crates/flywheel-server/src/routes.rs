@@ -96,6 +96,8 @@ pub const ROUTES: &[Route] = &[
     api("POST", "/api/v1/passkeys/register/start", Role::Viewer),
     api("POST", "/api/v1/passkeys/register/finish", Role::Viewer),
     api("DELETE", "/api/v1/passkeys/{id}", Role::Viewer),
+    api("GET", "/api/v1/fleet", Role::Viewer),
+    api("GET", "/api/v1/scale-sets/{namespace}/{name}", Role::Viewer),
     api(
         "POST",
         "/api/v1/scale-sets/{namespace}/{name}/pause",

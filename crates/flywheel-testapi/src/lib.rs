@@ -102,6 +102,8 @@ impl RequestRecord {
 struct Shared {
     state: Mutex<State>,
     shutdown: watch::Receiver<()>,
+    /// Bumped by [`TestApiServer::close_watches`]: every open watch ends.
+    cut: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -140,6 +142,7 @@ impl TestApiServer {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new()),
             shutdown: rx.clone(),
+            cut: watch::channel(0).0,
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let mut stop = rx;
@@ -403,6 +406,12 @@ impl TestApiServer {
     /// `410 Gone` (an ERROR event with reason `Expired`).
     pub fn compact(&self) {
         self.lock().compact();
+    }
+
+    /// Ends every open watch stream (as an apiserver restart or a load
+    /// balancer would); clients re-watch from their last resourceVersion.
+    pub fn close_watches(&self) {
+        self.shared.cut.send_modify(|n| *n += 1);
     }
 }
 
@@ -780,7 +789,7 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
     let reply = process(&mut shared.lock(), &ctx);
     match reply {
         Reply::Json(code, v) => respond(code, v),
-        Reply::Watch(plan) => watch_response(shared.shutdown.clone(), plan),
+        Reply::Watch(plan) => watch_response(shared.shutdown.clone(), shared.cut.subscribe(), plan),
     }
 }
 
@@ -1370,7 +1379,11 @@ fn start_watch(st: &State, res: &Res, ns: Option<&str>, c: &Ctx) -> Reply {
     }))
 }
 
-fn watch_response(mut shutdown: watch::Receiver<()>, plan: Box<WatchPlan>) -> Response {
+fn watch_response(
+    mut shutdown: watch::Receiver<()>,
+    mut cut: watch::Receiver<u64>,
+    plan: Box<WatchPlan>,
+) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
         let WatchPlan {
@@ -1398,6 +1411,10 @@ fn watch_response(mut shutdown: watch::Receiver<()>, plan: Box<WatchPlan>) -> Re
         let mut seen = start_rv;
         loop {
             let line = tokio::select! {
+                // A cut wins over events that arrive with it: a write made
+                // after `close_watches` is never sent on the old stream.
+                biased;
+                _ = cut.changed() => break,
                 ev = live.recv() => match ev {
                     Ok(ev) => {
                         if ev.rv <= start_rv {

@@ -19,7 +19,7 @@ pub enum LogFormat {
 #[derive(Args)]
 #[command(
     after_help = "Pages: /signin, /me, /tokens (admin), /audit (operator). API: /api/v1 (me, audit, \
-    tokens). Public: /healthz, /readyz, /metrics (wants --metrics-token as a bearer token when set), \
+    tokens, fleet, scale-sets; see docs/api.md). Public: /healthz, /readyz, /metrics (wants --metrics-token as a bearer token when set), \
     /static.\n\n\
     Who you are, first match wins: a trusted proxy's identity headers (only from \
     auth.modes[trusted_proxy].trusted_cidrs), a client certificate verified against --client-ca, \
@@ -93,8 +93,6 @@ fn init_logs(format: LogFormat) {
     };
 }
 
-/// Checks the cluster every 30 s so that pages and /readyz can say whether
-/// it is reachable (the fleet watches replace this).
 /// The cluster operator actions write to, connected once at start (the
 /// kube client reconnects by itself afterwards); `None` when there is none
 /// within 15 s: the server serves without one and pause/resume answer 503.
@@ -122,13 +120,17 @@ async fn connect_once(
     }
 }
 
+/// Connects to the cluster (retrying every 30 s until a client can be
+/// built), then runs the fleet's watches on it; pages and /readyz say
+/// whether the cluster is reachable from what the watches see (no other
+/// polling of the apiserver).
 async fn watch_cluster(
     state: Arc<flywheel_server::AppState>,
     kubeconfig: Option<PathBuf>,
     context: Option<String>,
 ) {
     let policy = flywheel_cluster::Policy::default();
-    loop {
+    let cluster = loop {
         let connect = async {
             match &kubeconfig {
                 Some(p) => {
@@ -144,27 +146,34 @@ async fn watch_cluster(
                 }
             }
         };
-        let status = match tokio::time::timeout(Duration::from_secs(15), connect).await {
-            Err(_) => Err("connecting took longer than 15 s".to_string()),
-            Ok(Err(e)) => Err(e.message),
-            Ok(Ok(c)) => {
-                match tokio::time::timeout(Duration::from_secs(15), c.client().apiserver_version())
-                    .await
-                {
-                    Ok(Ok(_)) => Ok(c.source.clone()),
-                    Ok(Err(e)) => Err(format!("{}: {e}", c.source)),
-                    Err(_) => Err(format!("{}: no answer within 15 s", c.source)),
-                }
-            }
+        let reason = match tokio::time::timeout(Duration::from_secs(15), connect).await {
+            Ok(Ok(c)) => break c,
+            Err(_) => "connecting took longer than 15 s".to_string(),
+            Ok(Err(e)) => e.message,
         };
-        let status = match status {
-            Ok(_) => flywheel_server::ClusterStatus {
-                reachable: Some(true),
-                reason: String::new(),
-            },
-            Err(reason) => flywheel_server::ClusterStatus {
-                reachable: Some(false),
-                reason: flywheel_redact::redact(&reason),
+        let status = flywheel_server::ClusterStatus {
+            reachable: Some(false),
+            reason: flywheel_redact::redact(&reason),
+        };
+        if state.cluster_status().reachable != status.reachable {
+            tracing::warn!(reason = %status.reason, "no cluster reachable");
+        }
+        state.set_cluster(status);
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    };
+    let fleet = state.fleet.clone();
+    let mut changes = fleet.subscribe();
+    let client = cluster.client().clone();
+    tokio::spawn(async move { fleet.run(client).await });
+    let source = cluster.source.clone();
+    while changes.changed().await.is_ok() {
+        let view = changes.borrow_and_update().snapshot.cluster.clone();
+        let status = flywheel_server::ClusterStatus {
+            reachable: Some(view.reachable),
+            reason: match (&view.stale_since, view.reachable) {
+                (_, false) => format!("{source}: the watches do not reach the apiserver"),
+                (Some(since), true) => format!("{source}: the fleet is stale since {since}"),
+                (None, true) => String::new(),
             },
         };
         let was = state.cluster_status();
@@ -175,8 +184,38 @@ async fn watch_cluster(
             }
         }
         state.set_cluster(status);
-        tokio::time::sleep(Duration::from_secs(30)).await;
     }
+}
+
+/// What the fleet is judged against: the contract's shared labels and ARC
+/// namespaces, and each `--overlay`'s owner and deployed sets' labels.
+fn fleet_config(
+    platform: &flywheel_contract::Platform,
+    overlays: &[PathBuf],
+) -> Result<flywheel_fleet::snapshot::FleetConfig, String> {
+    let mut config = flywheel_fleet::snapshot::FleetConfig {
+        namespaces: flywheel_fleet::snapshot::FleetConfig::default_namespaces(),
+        shared_labels: platform
+            .runner_labels
+            .iter()
+            .map(|l| l.label.value.clone())
+            .collect(),
+        ..Default::default()
+    };
+    for dir in overlays {
+        let o = flywheel_preflight::Overlay::load(dir, None, None, None).map_err(|e| e.0)?;
+        if let Some(slug) = &o.organization.owner.slug {
+            config.overlay_owners.push(slug.value.clone());
+        }
+        for set in o.deployed_sets() {
+            if let Some(release) = &set.release_name {
+                config
+                    .overlay_labels
+                    .insert(release.value.clone(), set.label.value.clone());
+            }
+        }
+    }
+    Ok(config)
 }
 
 pub fn run(args: ServeArgs) -> u8 {
@@ -185,7 +224,6 @@ pub fn run(args: ServeArgs) -> u8 {
         eprintln!("flywheel serve: {e}");
         exit::USAGE
     };
-    let _ = &args.overlays;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let files = flywheel_server::tls::TlsFiles {
@@ -209,6 +247,10 @@ pub fn run(args: ServeArgs) -> u8 {
     }) {
         Ok(p) => p,
         Err(e) => return fail(format!("{}: {e}", args.config.display())),
+    };
+    let fleet_config = match fleet_config(&platform, &args.overlays) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
     };
     let url = match args.database_url.filter(|u| !u.trim().is_empty()) {
         Some(u) => u,
@@ -237,6 +279,7 @@ pub fn run(args: ServeArgs) -> u8 {
             Ok(s) => s,
             Err(e) => return fail(e.to_string()),
         };
+        state.fleet = flywheel_fleet::watch::Fleet::new(fleet_config);
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
             Err(e) => return fail(format!("cannot listen on {}: {e}", args.listen)),

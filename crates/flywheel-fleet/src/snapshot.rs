@@ -1,0 +1,515 @@
+//! The fleet model as one value, built by a pure function ([`build`]) from
+//! what the watches hold (scale sets, ephemeral runners, listeners), the
+//! contract's shared labels and the configured overlays. No I/O: the
+//! watches ([`crate::watch`]) call it on every change, tests call it with
+//! plain objects.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use flywheel_cluster::{Registration, ScaleSet};
+use kube::api::DynamicObject;
+use serde::Serialize;
+
+use crate::{Owner, owner_of, paused, set_labels};
+
+/// The label ARC puts on a set's listener, runner set and runners: the
+/// AutoscalingRunnerSet's `metadata.name`.
+pub const SCALE_SET_NAME_LABEL: &str = "actions.github.com/scale-set-name";
+/// Its namespace (the listener lives in the controller's namespace).
+pub const SCALE_SET_NAMESPACE_LABEL: &str = "actions.github.com/scale-set-namespace";
+
+/// What the fleet is judged against: fixed at start.
+#[derive(Clone, Debug, Default)]
+pub struct FleetConfig {
+    /// Namespaces watched (the contract's ARC namespaces and the overlays').
+    pub namespaces: Vec<String>,
+    /// The contract's shared labels (`runner_labels[].label`).
+    pub shared_labels: Vec<String>,
+    /// The configured overlays' owners.
+    pub overlay_owners: Vec<String>,
+    /// `extra_runner_sets[*].runner_label` of the overlays, by set name
+    /// (the map key, also the Helm release and so the object name).
+    pub overlay_labels: BTreeMap<String, String>,
+    /// Watch timeout in seconds (`None`: kube's default, 290 s). Tests
+    /// shorten it.
+    pub watch_timeout: Option<u32>,
+}
+
+impl FleetConfig {
+    /// The contract's ARC namespaces: `arc-systems` and `arc-runners`.
+    pub fn default_namespaces() -> Vec<String> {
+        vec![
+            flywheel_cluster::ARC_SYSTEMS.to_string(),
+            flywheel_cluster::ARC_RUNNERS.to_string(),
+        ]
+    }
+}
+
+/// Whether the watches reach the cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ClusterView {
+    pub reachable: bool,
+    /// Since when the fleet shown may be out of date (RFC 3339), while a
+    /// watch fails.
+    pub stale_since: Option<String>,
+    /// Every watch has listed its resources at least once.
+    pub synced: bool,
+}
+
+/// One runner (EphemeralRunner) of a set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunnerRow {
+    pub name: String,
+    pub phase: Option<String>,
+    pub job_repository: Option<String>,
+    pub workflow_ref: Option<String>,
+    pub job_display_name: Option<String>,
+    /// `metadata.creationTimestamp` (RFC 3339); the API adds the age.
+    pub created: Option<String>,
+}
+
+/// One AutoscalingListener.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ListenerRow {
+    pub namespace: String,
+    pub name: String,
+    pub created: Option<String>,
+    /// Being deleted (the controller recreates it on a limit change).
+    pub terminating: bool,
+}
+
+/// One scale set as the fleet shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SetRow {
+    pub namespace: String,
+    pub name: String,
+    pub runner_scale_set_name: String,
+    /// The overlay's owner, else the config URL.
+    pub owner: String,
+    /// `overlay` or `url`.
+    pub owner_kind: &'static str,
+    /// The shared labels it serves.
+    pub labels: Vec<String>,
+    /// Labels it answers to that the contract does not share (flagged:
+    /// the enrollment contract forbids repo-specific labels).
+    pub foreign_labels: Vec<String>,
+    pub label_source: crate::LabelSource,
+    pub min: i64,
+    /// `None`: no limit.
+    pub max: Option<i64>,
+    pub current: i64,
+    pub pending: i64,
+    pub running: i64,
+    pub registered: bool,
+    pub paused: bool,
+    pub paused_by: Option<String>,
+    pub paused_at: Option<String>,
+    /// A flywheel pause annotation that cannot be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause_error: Option<String>,
+    /// Its listener exists and is not being deleted.
+    pub listener_healthy: bool,
+    /// Jobs acquired by a paused set that wait (ARC #3446). TODO: needs
+    /// the listener's statistics (`totalAssignedJobs`) or GitHub's job
+    /// list; not derivable from the watched objects, so `null` for now.
+    pub held_jobs: Option<u64>,
+    /// Its EphemeralRunners (not in the fleet JSON; the set's detail).
+    #[serde(skip)]
+    pub runners: Vec<RunnerRow>,
+    #[serde(skip)]
+    pub listener: Option<ListenerRow>,
+}
+
+/// A shared label with the sets that serve it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LabelRow {
+    pub label: String,
+    /// `namespace/name` of each set.
+    pub sets: Vec<String>,
+    /// `None` when any of those sets has no limit.
+    pub max_sum: Option<i64>,
+    pub running_sum: i64,
+}
+
+/// An owner with its sets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OwnerRow {
+    pub owner: String,
+    pub kind: &'static str,
+    pub sets: Vec<String>,
+    pub max_sum: Option<i64>,
+    pub running_sum: i64,
+}
+
+/// The whole fleet at one revision.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FleetSnapshot {
+    pub revision: u64,
+    pub cluster: ClusterView,
+    pub scale_sets: Vec<SetRow>,
+    pub labels: Vec<LabelRow>,
+    pub owners: Vec<OwnerRow>,
+    /// GitLab compatibility runners. TODO: the GitLab poller (issue 13).
+    pub gitlab_runners: Vec<serde_json::Value>,
+}
+
+/// A subset of the fleet (`?label=&owner=&namespace=`); empty fields match all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub label: Option<String>,
+    pub owner: Option<String>,
+    pub namespace: Option<String>,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.label.is_none() && self.owner.is_none() && self.namespace.is_none()
+    }
+
+    pub fn matches(&self, s: &SetRow) -> bool {
+        self.label.as_ref().is_none_or(|l| {
+            s.labels
+                .iter()
+                .chain(&s.foreign_labels)
+                .any(|x| x.eq_ignore_ascii_case(l))
+        }) && self
+            .owner
+            .as_ref()
+            .is_none_or(|o| s.owner.eq_ignore_ascii_case(o))
+            && self.namespace.as_ref().is_none_or(|n| &s.namespace == n)
+    }
+}
+
+fn text(v: &serde_json::Value, k: &str) -> Option<String> {
+    v.get(k).and_then(|x| x.as_str()).map(str::to_string)
+}
+
+fn created(o: &DynamicObject) -> Option<String> {
+    o.metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+}
+
+fn label<'a>(o: &'a DynamicObject, k: &str) -> Option<&'a str> {
+    o.metadata.labels.as_ref()?.get(k).map(String::as_str)
+}
+
+/// The set a runner or listener belongs to: its ARC labels (the listener's
+/// namespace label names the set's namespace; a runner without it lives in
+/// its set's namespace).
+fn owner_key(o: &DynamicObject) -> Option<(String, String)> {
+    let name = label(o, SCALE_SET_NAME_LABEL)?;
+    let ns = label(o, SCALE_SET_NAMESPACE_LABEL)
+        .map(str::to_string)
+        .or_else(|| o.metadata.namespace.clone())?;
+    Some((ns, name.to_string()))
+}
+
+fn sums<'a>(rows: impl Iterator<Item = &'a SetRow>) -> (Vec<String>, Option<i64>, i64) {
+    let mut sets = Vec::new();
+    let mut max = Some(0i64);
+    let mut running = 0;
+    for r in rows {
+        sets.push(format!("{}/{}", r.namespace, r.name));
+        max = max.zip(r.max).map(|(a, b)| a.saturating_add(b));
+        running += r.running;
+    }
+    (sets, max, running)
+}
+
+/// The views by label (every shared label, also those no set serves) and
+/// by owner, from `rows`.
+pub fn views(rows: &[SetRow], shared_labels: &[String]) -> (Vec<LabelRow>, Vec<OwnerRow>) {
+    let labels = shared_labels
+        .iter()
+        .map(|l| {
+            let (sets, max_sum, running_sum) = sums(rows.iter().filter(|r| r.labels.contains(l)));
+            LabelRow {
+                label: l.clone(),
+                sets,
+                max_sum,
+                running_sum,
+            }
+        })
+        .collect();
+    let mut by_owner: BTreeMap<(&str, &'static str), Vec<&SetRow>> = BTreeMap::new();
+    for r in rows {
+        by_owner
+            .entry((r.owner.as_str(), r.owner_kind))
+            .or_default()
+            .push(r);
+    }
+    let owners = by_owner
+        .into_iter()
+        .map(|((owner, kind), rs)| {
+            let (sets, max_sum, running_sum) = sums(rs.into_iter());
+            OwnerRow {
+                owner: owner.to_string(),
+                kind,
+                sets,
+                max_sum,
+                running_sum,
+            }
+        })
+        .collect();
+    (labels, owners)
+}
+
+/// The fleet from the watched objects. Sets, runners and listeners outside
+/// `config.namespaces` count too (the watches decide what is seen).
+pub fn build(
+    config: &FleetConfig,
+    sets: &[Arc<DynamicObject>],
+    runners: &[Arc<DynamicObject>],
+    listeners: &[Arc<DynamicObject>],
+    cluster: ClusterView,
+    revision: u64,
+) -> FleetSnapshot {
+    let shared: Vec<&str> = config.shared_labels.iter().map(String::as_str).collect();
+    let owners: Vec<&str> = config.overlay_owners.iter().map(String::as_str).collect();
+    let mut runners_of: HashMap<(String, String), Vec<RunnerRow>> = HashMap::new();
+    for r in runners {
+        let Some(key) = owner_key(r) else { continue };
+        let status = r.data.get("status").cloned().unwrap_or_default();
+        runners_of.entry(key).or_default().push(RunnerRow {
+            name: r.metadata.name.clone().unwrap_or_default(),
+            phase: text(&status, "phase"),
+            job_repository: text(&status, "jobRepositoryName"),
+            workflow_ref: text(&status, "jobWorkflowRef"),
+            job_display_name: text(&status, "jobDisplayName"),
+            created: created(r),
+        });
+    }
+    let mut listener_of: HashMap<(String, String), ListenerRow> = HashMap::new();
+    for l in listeners {
+        let Some(key) = owner_key(l) else { continue };
+        listener_of.insert(
+            key,
+            ListenerRow {
+                namespace: l.metadata.namespace.clone().unwrap_or_default(),
+                name: l.metadata.name.clone().unwrap_or_default(),
+                created: created(l),
+                terminating: l.metadata.deletion_timestamp.is_some(),
+            },
+        );
+    }
+    let mut rows: Vec<SetRow> = sets
+        .iter()
+        .map(|o| {
+            let s = ScaleSet::from_object(o);
+            let key = (s.namespace.clone(), s.name.clone());
+            let l = set_labels(
+                &s,
+                &shared,
+                config.overlay_labels.get(&s.name).map(String::as_str),
+            );
+            let (owner, owner_kind) = match owner_of(s.github_config_url.as_deref(), &owners) {
+                Owner::Overlay(o) => (o, "overlay"),
+                Owner::Url(u) => (u, "url"),
+            };
+            let (paused_flag, paused_by, paused_at, pause_error) = match paused(&s) {
+                Ok(Some(p)) => (
+                    true,
+                    Some(p.by).filter(|b| !b.is_empty()),
+                    Some(p.at).filter(|a| !a.is_empty()),
+                    None,
+                ),
+                // A limit of 0 set by someone else: paused all the same.
+                Ok(None) => (s.max_runners == Some(0), None, None, None),
+                Err(e) => (true, None, None, Some(e)),
+            };
+            let mut runners = runners_of.remove(&key).unwrap_or_default();
+            runners.sort_by(|a, b| a.name.cmp(&b.name));
+            let listener = listener_of.remove(&key);
+            SetRow {
+                runner_scale_set_name: s.registered_name().to_string(),
+                owner,
+                owner_kind,
+                labels: l.shared,
+                foreign_labels: l.foreign,
+                label_source: l.source,
+                min: s.min_runners.unwrap_or(0),
+                max: s.max_runners,
+                current: s.current_runners.unwrap_or(0),
+                pending: s.pending_runners.unwrap_or(0),
+                running: s.running_runners.unwrap_or(0),
+                registered: matches!(s.registration(), Registration::Registered(_)),
+                paused: paused_flag,
+                paused_by,
+                paused_at,
+                pause_error,
+                listener_healthy: listener.as_ref().is_some_and(|l| !l.terminating),
+                held_jobs: None,
+                runners,
+                listener,
+                namespace: s.namespace,
+                name: s.name,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let (labels, owners) = views(&rows, &config.shared_labels);
+    FleetSnapshot {
+        revision,
+        cluster,
+        scale_sets: rows,
+        labels,
+        owners,
+        gitlab_runners: Vec::new(),
+    }
+}
+
+/// The snapshot restricted to `filter` (the views recomputed from the
+/// matching sets; with a label filter, only that label's row).
+pub fn filtered(snap: &FleetSnapshot, filter: &Filter, shared_labels: &[String]) -> FleetSnapshot {
+    let rows: Vec<SetRow> = snap
+        .scale_sets
+        .iter()
+        .filter(|s| filter.matches(s))
+        .cloned()
+        .collect();
+    let (mut labels, owners) = views(&rows, shared_labels);
+    if let Some(l) = &filter.label {
+        labels.retain(|r| r.label.eq_ignore_ascii_case(l));
+    }
+    FleetSnapshot {
+        revision: snap.revision,
+        cluster: snap.cluster.clone(),
+        scale_sets: rows,
+        labels,
+        owners,
+        gitlab_runners: snap.gitlab_runners.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: serde_json::Value) -> Arc<DynamicObject> {
+        Arc::new(serde_json::from_value(v).expect("object"))
+    }
+
+    fn config() -> FleetConfig {
+        FleetConfig {
+            namespaces: FleetConfig::default_namespaces(),
+            shared_labels: vec!["tinyland-nix".into(), "tinyland-docker".into()],
+            overlay_owners: vec!["tinyland-inc".into()],
+            overlay_labels: BTreeMap::from([("jess-docker".into(), "tinyland-docker".into())]),
+            watch_timeout: None,
+        }
+    }
+
+    #[test]
+    fn the_fleet_is_built_from_sets_runners_and_listeners() {
+        let sets = [
+            obj(
+                json!({"apiVersion": "actions.github.com/v1alpha1", "kind": "AutoscalingRunnerSet",
+                "metadata": {"name": "tinyland-nix", "namespace": "arc-runners",
+                    "annotations": {"runner-scale-set-id": "7"}},
+                "spec": {"githubConfigUrl": "https://github.com/Tinyland-Inc", "minRunners": 1, "maxRunners": 10},
+                "status": {"currentRunners": 3, "pendingEphemeralRunners": 1, "runningEphemeralRunners": 2}}),
+            ),
+            obj(
+                json!({"apiVersion": "actions.github.com/v1alpha1", "kind": "AutoscalingRunnerSet",
+                "metadata": {"name": "jess-docker", "namespace": "arc-runners",
+                    "annotations": {"flywheel.dev/paused-max-runners": "absent",
+                        "flywheel.dev/paused-by": "alice", "flywheel.dev/paused-at": "2026-07-01T10:00:00Z"}},
+                "spec": {"githubConfigUrl": "https://github.com/jesssullivan", "maxRunners": 0}}),
+            ),
+            obj(
+                json!({"apiVersion": "actions.github.com/v1alpha1", "kind": "AutoscalingRunnerSet",
+                "metadata": {"name": "more-nix", "namespace": "arc-runners"},
+                "spec": {"runnerScaleSetLabels": ["tinyland-nix", "my-repo-only"],
+                    "githubConfigUrl": "https://github.com/tinyland-inc"},
+                "status": {"runningEphemeralRunners": 4}}),
+            ),
+        ];
+        let runners = [obj(
+            json!({"apiVersion": "actions.github.com/v1alpha1", "kind": "EphemeralRunner",
+            "metadata": {"name": "tinyland-nix-abc", "namespace": "arc-runners",
+                "creationTimestamp": "2026-07-01T09:00:00Z",
+                "labels": {SCALE_SET_NAME_LABEL: "tinyland-nix", SCALE_SET_NAMESPACE_LABEL: "arc-runners"}},
+            "status": {"phase": "Running", "jobRepositoryName": "tinyland-inc/app",
+                "jobWorkflowRef": "tinyland-inc/app/.github/workflows/ci.yml@refs/heads/main"}}),
+        )];
+        let listeners = [obj(
+            json!({"apiVersion": "actions.github.com/v1alpha1", "kind": "AutoscalingListener",
+            "metadata": {"name": "tinyland-nix-754b578d-listener", "namespace": "arc-systems",
+                "labels": {SCALE_SET_NAME_LABEL: "tinyland-nix", SCALE_SET_NAMESPACE_LABEL: "arc-runners"}}}),
+        )];
+        let snap = build(
+            &config(),
+            &sets,
+            &runners,
+            &listeners,
+            ClusterView {
+                reachable: true,
+                stale_since: None,
+                synced: true,
+            },
+            4,
+        );
+        assert_eq!(snap.revision, 4);
+        let names: Vec<&str> = snap.scale_sets.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["jess-docker", "more-nix", "tinyland-nix"]);
+        let [docker, more, nix] = &snap.scale_sets[..] else {
+            panic!("three sets")
+        };
+        assert_eq!(
+            (nix.owner.as_str(), nix.owner_kind),
+            ("tinyland-inc", "overlay")
+        );
+        assert_eq!(nix.labels, ["tinyland-nix"]);
+        assert!(nix.registered && !nix.paused && nix.listener_healthy);
+        assert_eq!(
+            (nix.min, nix.max, nix.current, nix.pending, nix.running),
+            (1, Some(10), 3, 1, 2)
+        );
+        assert_eq!(nix.runners.len(), 1);
+        assert_eq!(
+            nix.runners[0].job_repository.as_deref(),
+            Some("tinyland-inc/app")
+        );
+        assert_eq!(docker.labels, ["tinyland-docker"]);
+        assert_eq!(docker.owner_kind, "url");
+        assert!(docker.paused && !docker.registered && !docker.listener_healthy);
+        assert_eq!(docker.paused_by.as_deref(), Some("alice"));
+        assert_eq!(more.foreign_labels, ["my-repo-only"]);
+        assert_eq!(more.max, None);
+        // By label: every shared label; an unlimited set makes the sum null.
+        assert_eq!(snap.labels.len(), 2);
+        assert_eq!(
+            snap.labels[0].sets,
+            ["arc-runners/more-nix", "arc-runners/tinyland-nix"]
+        );
+        assert_eq!(snap.labels[0].max_sum, None);
+        assert_eq!(snap.labels[0].running_sum, 6);
+        assert_eq!(snap.labels[1].max_sum, Some(0));
+        let owners: Vec<&str> = snap.owners.iter().map(|o| o.owner.as_str()).collect();
+        assert_eq!(owners, ["https://github.com/jesssullivan", "tinyland-inc"]);
+        // Filters.
+        let f = Filter {
+            owner: Some("TINYLAND-INC".into()),
+            ..Filter::default()
+        };
+        let only = filtered(&snap, &f, &config().shared_labels);
+        assert_eq!(only.scale_sets.len(), 2);
+        let f = Filter {
+            label: Some("tinyland-docker".into()),
+            ..Filter::default()
+        };
+        let only = filtered(&snap, &f, &config().shared_labels);
+        assert_eq!(only.scale_sets.len(), 1);
+        assert_eq!(only.labels.len(), 1);
+        // JSON shape.
+        let v = serde_json::to_value(&snap).expect("json");
+        assert_eq!(v["scale_sets"][2]["max"], 10);
+        assert_eq!(v["scale_sets"][1]["max"], serde_json::Value::Null);
+        assert!(v["scale_sets"][0].get("runners").is_none());
+        assert_eq!(v["cluster"]["reachable"], true);
+    }
+}
