@@ -104,9 +104,9 @@ pub struct AppState {
     /// The key CSRF tokens of sessionless ambient callers (proxy, mTLS) are
     /// derived with; shared by replicas through the store.
     csrf_key: SecretString,
-    /// The cluster operator actions (pause, resume) write to; `None`: they
-    /// answer 503 `cluster_unavailable` ([`AppState::with_cluster`]).
-    pub kube: Option<flywheel_cluster::Cluster>,
+    /// The cluster operator actions (pause, resume) write to; `None` until
+    /// one connects (they answer 503 `cluster_unavailable` meanwhile).
+    kube: RwLock<Option<flywheel_cluster::Cluster>>,
 }
 
 impl AppState {
@@ -136,14 +136,26 @@ impl AppState {
             passkeys: None,
             fleet: Default::default(),
             csrf_key,
-            kube: None,
+            kube: RwLock::new(None),
         })
     }
 
     /// The cluster operator actions write to.
-    pub fn with_cluster(mut self, cluster: flywheel_cluster::Cluster) -> AppState {
-        self.kube = Some(cluster);
+    pub fn with_cluster(self, cluster: flywheel_cluster::Cluster) -> AppState {
+        self.set_kube(cluster);
         self
+    }
+
+    /// Sets the cluster once it connects (the server starts without one).
+    pub fn set_kube(&self, cluster: flywheel_cluster::Cluster) {
+        if let Ok(mut k) = self.kube.write() {
+            *k = Some(cluster);
+        }
+    }
+
+    /// The cluster operator actions write to, if one is connected.
+    pub fn kube(&self) -> Option<flywheel_cluster::Cluster> {
+        self.kube.read().ok().and_then(|k| k.clone())
     }
 
     pub fn set_cluster(&self, status: ClusterStatus) {

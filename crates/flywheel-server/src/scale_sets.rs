@@ -111,7 +111,7 @@ async fn act(
     name: &str,
     action: Action,
 ) -> Response {
-    let Some(kube) = &s.kube else {
+    let Some(kube) = &s.kube() else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "cluster_unavailable",

@@ -87,7 +87,7 @@ async fn env(sets: &[(&str, Option<i64>)]) -> Env {
         .await
         .expect("cluster");
     let c = cluster.clone();
-    let s = start_custom(false, &[], |t| t, move |state, _| state.kube = Some(c)).await;
+    let s = start_custom(false, &[], |t| t, move |state, _| state.set_kube(c)).await;
     let mut tokens = Vec::new();
     for role in [Role::Viewer, Role::Operator, Role::Admin] {
         tokens.push((role, token(&s, role).await));

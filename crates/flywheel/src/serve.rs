@@ -93,35 +93,9 @@ fn init_logs(format: LogFormat) {
     };
 }
 
-/// The cluster operator actions write to, connected once at start (the
-/// kube client reconnects by itself afterwards); `None` when there is none
-/// within 15 s: the server serves without one and pause/resume answer 503.
-async fn connect_once(
-    kubeconfig: Option<&PathBuf>,
-    context: Option<&str>,
-) -> Option<flywheel_cluster::Cluster> {
-    let policy = flywheel_cluster::Policy::default();
-    let connect = async {
-        match kubeconfig {
-            Some(p) => flywheel_cluster::Cluster::from_kubeconfig_file(p, context, policy).await,
-            None => flywheel_cluster::Cluster::connect(context, policy).await,
-        }
-    };
-    match tokio::time::timeout(Duration::from_secs(15), connect).await {
-        Ok(Ok(c)) => Some(c),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e.message, "no cluster for operator actions");
-            None
-        }
-        Err(_) => {
-            tracing::warn!("no cluster for operator actions: connecting took longer than 15 s");
-            None
-        }
-    }
-}
-
 /// Connects to the cluster (retrying every 30 s until a client can be
-/// built), then runs the fleet's watches on it; pages and /readyz say
+/// built), hands it to the operator actions (pause, resume), then runs the
+/// fleet's watches on it; pages and /readyz say
 /// whether the cluster is reachable from what the watches see (no other
 /// polling of the apiserver).
 async fn watch_cluster(
@@ -161,6 +135,7 @@ async fn watch_cluster(
         state.set_cluster(status);
         tokio::time::sleep(Duration::from_secs(30)).await;
     };
+    state.set_kube(cluster.clone());
     let fleet = state.fleet.clone();
     let mut changes = fleet.subscribe();
     let client = cluster.client().clone();
@@ -315,10 +290,6 @@ pub fn run(args: ServeArgs) -> u8 {
             Ok(Some(p)) => format!("passkeys for rp id {} at {}", p.rp_id(), p.origin()),
             Ok(None) => "passkeys off: the contract has no webauthn mode".to_string(),
             Err(e) => format!("passkeys off: {e}"),
-        };
-        let state = match connect_once(args.kubeconfig.as_ref(), args.context.as_deref()).await {
-            Some(c) => state.with_cluster(c),
-            None => state,
         };
         let state = Arc::new(match passkeys {
             Ok(Some(p)) => state.with_passkeys(p),
