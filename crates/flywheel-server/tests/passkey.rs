@@ -3,145 +3,41 @@
 //! deletion. The whole ceremony with a real authenticator is in
 //! `browser.rs`.
 
+#[path = "support/server.rs"]
+mod support;
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use flywheel_server::AppState;
-use flywheel_server::access::Policy;
 use flywheel_server::passkey::{AUTH_CHALLENGE, Passkeys, REGISTER_CHALLENGE};
-use flywheel_store::{PasskeyRow, Role, Store};
+use flywheel_store::{PasskeyRow, Role};
 use secrecy::ExposeSecret;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct Server {
-    addr: SocketAddr,
-    state: Arc<AppState>,
-    _dir: tempfile::TempDir,
-}
+use support::{Answer, Server, call, token};
 
 /// A server with passkeys on (`localhost`, `http://localhost:PORT`), unless
 /// `passkeys` is false; the test's own peer is a trusted proxy when
 /// `trust_loopback`.
 async fn start(passkeys: bool, trust_loopback: bool) -> Server {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform.yaml");
-    let mut text = std::fs::read_to_string(&path).expect("example");
-    if trust_loopback {
-        text = text.replace(
-            "trusted_cidrs: [100.64.0.0/10",
-            "trusted_cidrs: [127.0.0.0/8, 100.64.0.0/10",
-        );
-    }
-    let platform = flywheel_contract::load_str(&path, &text).expect("contract");
-    let policy = Policy::from_contract(&platform, |_| None).expect("policy");
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(&format!("sqlite://{}", dir.path().join("fw.db").display()))
-        .await
-        .expect("store");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut state = AppState::new(store, policy, Default::default())
-        .await
-        .expect("state");
-    if passkeys {
-        let origin = format!("http://localhost:{}", addr.port());
-        state = state.with_passkeys(Passkeys::new("localhost", &origin).expect("passkeys"));
-    }
-    let state = Arc::new(state);
-    tokio::spawn(flywheel_server::serve(
-        state.clone(),
-        listener,
-        std::future::pending(),
-    ));
-    Server {
-        addr,
-        state,
-        _dir: dir,
-    }
+    support::start_custom(
+        trust_loopback,
+        &[],
+        |t| t,
+        |state, addr| {
+            if passkeys {
+                let origin = format!("http://localhost:{}", addr.port());
+                state.passkeys = Some(Passkeys::new("localhost", &origin).expect("passkeys"));
+                state.sign_in_options.passkeys = true;
+            }
+        },
+    )
+    .await
 }
 
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    fn error(&self) -> (u16, String) {
-        (
-            self.status,
-            self.json()["error"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        )
-    }
-
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection.
-async fn call(
-    s: &Server,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Answer {
-    let mut conn = tokio::net::TcpStream::connect(s.addr)
-        .await
-        .expect("connect");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        s.addr,
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    conn.write_all(req.as_bytes()).await.expect("write");
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw).await.expect("read");
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status: {text}"));
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .map(|(h, b)| (h.to_string(), b.to_string()))
-        .unwrap_or_default();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body.lines()
-            .enumerate()
-            .filter(|(i, _)| i % 2 == 1)
-            .map(|(_, l)| l)
-            .collect::<Vec<_>>()
-            .join("")
-    } else {
-        body
-    };
-    Answer { status, head, body }
+/// The refusal code of a JSON error answer.
+fn error(a: &Answer) -> (u16, String) {
+    (
+        a.status,
+        a.json()["error"].as_str().unwrap_or_default().to_string(),
+    )
 }
 
 /// A signed-in browser: the headers its state changes carry.
@@ -180,16 +76,6 @@ async fn session(s: &Server, identity: &str, role: Role) -> Browser {
         cookie: format!("flywheel={}", id.expose_secret()),
         csrf: sess.csrf,
     }
-}
-
-async fn token(s: &Server, role: Role) -> String {
-    let t = s
-        .state
-        .store
-        .create_token(&format!("t-{}", role.as_str()), role, None, "test")
-        .await
-        .expect("token");
-    t.secret.expose_secret().to_string()
 }
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -264,10 +150,10 @@ async fn registration_wants_a_signed_in_browser() {
     ] {
         // Anonymous.
         let a = call(&s, "POST", path, &[JSON], "{}").await;
-        assert_eq!(a.error(), (401, "unauthenticated".into()), "{path}");
+        assert_eq!(error(&a), (401, "unauthenticated".into()), "{path}");
         // A token, even an admin's.
         let a = call(&s, "POST", path, &[("Authorization", &auth), JSON], "{}").await;
-        assert_eq!(a.error(), (403, "session_required".into()), "{path}");
+        assert_eq!(error(&a), (403, "session_required".into()), "{path}");
         // A trusted proxy's identity (with its CSRF token): no session.
         let who = ("Tailscale-User-Login", "proxied@example.com");
         let me = call(&s, "GET", "/api/v1/me", &[who], "").await.json();
@@ -285,7 +171,7 @@ async fn registration_wants_a_signed_in_browser() {
             "{}",
         )
         .await;
-        assert_eq!(a.error(), (403, "session_required".into()), "{path}");
+        assert_eq!(error(&a), (403, "session_required".into()), "{path}");
     }
     // A session cookie without its CSRF token is refused before anything.
     let b = session(&s, "alice", Role::Viewer).await;
@@ -297,7 +183,7 @@ async fn registration_wants_a_signed_in_browser() {
         "{}",
     )
     .await;
-    assert_eq!(a.error(), (403, "csrf".into()));
+    assert_eq!(error(&a), (403, "csrf".into()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,7 +248,7 @@ async fn registration_challenges_are_single_use_expiring_and_bound_to_the_sessio
         &bogus_registration(flywheel_store::random_id().expect("id").expose_secret()),
     )
     .await;
-    assert_eq!(a.error(), (400, "bad_challenge".into()));
+    assert_eq!(error(&a), (400, "bad_challenge".into()));
     let a = call(
         &s,
         "POST",
@@ -371,7 +257,7 @@ async fn registration_challenges_are_single_use_expiring_and_bound_to_the_sessio
         &bogus_registration("short"),
     )
     .await;
-    assert_eq!(a.error(), (400, "bad_challenge".into()));
+    assert_eq!(error(&a), (400, "bad_challenge".into()));
     // Used once (a bad credential still uses it up), then replayed.
     let id = register_start(&s, &alice).await["challenge_id"]
         .as_str()
@@ -385,7 +271,7 @@ async fn registration_challenges_are_single_use_expiring_and_bound_to_the_sessio
         &bogus_registration(&id),
     )
     .await;
-    assert_eq!(a.error(), (400, "verification_failed".into()), "{}", a.body);
+    assert_eq!(error(&a), (400, "verification_failed".into()), "{}", a.body);
     let a = call(
         &s,
         "POST",
@@ -394,7 +280,7 @@ async fn registration_challenges_are_single_use_expiring_and_bound_to_the_sessio
         &bogus_registration(&id),
     )
     .await;
-    assert_eq!(a.error(), (400, "bad_challenge".into()));
+    assert_eq!(error(&a), (400, "bad_challenge".into()));
     // Expired: issued six minutes ago with the five-minute lifetime.
     let long_ago = flywheel_store::now() - jiff::SignedDuration::from_mins(6);
     let old = s
@@ -416,7 +302,7 @@ async fn registration_challenges_are_single_use_expiring_and_bound_to_the_sessio
         &bogus_registration(old.expose_secret()),
     )
     .await;
-    assert_eq!(a.error(), (400, "bad_challenge".into()));
+    assert_eq!(error(&a), (400, "bad_challenge".into()));
     // Started by alice, finished by bob (or by alice's other session).
     for other in [
         session(&s, "bob", Role::Admin).await,
@@ -434,7 +320,7 @@ async fn registration_challenges_are_single_use_expiring_and_bound_to_the_sessio
             &bogus_registration(&id),
         )
         .await;
-        assert_eq!(a.error(), (400, "bad_challenge".into()));
+        assert_eq!(error(&a), (400, "bad_challenge".into()));
     }
     // A bad name is refused before the challenge is used.
     let id = register_start(&s, &alice).await["challenge_id"]
@@ -446,7 +332,7 @@ async fn registration_challenges_are_single_use_expiring_and_bound_to_the_sessio
             serde_json::from_str(&bogus_registration(&id)).expect("json");
         body["name"] = name.into();
         let a = call(&s, "POST", finish, &alice.headers(), &body.to_string()).await;
-        assert_eq!(a.error(), (400, "bad_name".into()), "{name:?}");
+        assert_eq!(error(&a), (400, "bad_name".into()), "{name:?}");
     }
     let a = call(
         &s,
@@ -456,7 +342,7 @@ async fn registration_challenges_are_single_use_expiring_and_bound_to_the_sessio
         &bogus_registration(&id),
     )
     .await;
-    assert_eq!(a.error(), (400, "verification_failed".into()));
+    assert_eq!(error(&a), (400, "verification_failed".into()));
     assert!(
         s.state
             .store
@@ -485,7 +371,7 @@ async fn a_sign_in_challenge_is_no_registration_challenge_and_the_reverse() {
         &bogus_registration(&auth_id),
     )
     .await;
-    assert_eq!(a.error(), (400, "bad_challenge".into()));
+    assert_eq!(error(&a), (400, "bad_challenge".into()));
     let reg_id = register_start(&s, &alice).await["challenge_id"]
         .as_str()
         .expect("id")
@@ -498,7 +384,7 @@ async fn a_sign_in_challenge_is_no_registration_challenge_and_the_reverse() {
         &bogus_assertion(&reg_id, Some("AAAA")),
     )
     .await;
-    assert_eq!(a.error(), (400, "bad_challenge".into()));
+    assert_eq!(error(&a), (400, "bad_challenge".into()));
     // Each still works for its own kind (the wrong kind did not use it up).
     let a = call(
         &s,
@@ -508,7 +394,7 @@ async fn a_sign_in_challenge_is_no_registration_challenge_and_the_reverse() {
         &bogus_assertion(&auth_id, None),
     )
     .await;
-    assert_eq!(a.error(), (401, "passkey_refused".into()), "{}", a.body);
+    assert_eq!(error(&a), (401, "passkey_refused".into()), "{}", a.body);
     let a = call(
         &s,
         "POST",
@@ -517,7 +403,7 @@ async fn a_sign_in_challenge_is_no_registration_challenge_and_the_reverse() {
         &bogus_registration(&reg_id),
     )
     .await;
-    assert_eq!(a.error(), (400, "verification_failed".into()));
+    assert_eq!(error(&a), (400, "verification_failed".into()));
     // Kinds are the module's constants.
     assert_ne!(AUTH_CHALLENGE, REGISTER_CHALLENGE);
 }
@@ -537,7 +423,7 @@ async fn sign_in_challenges_are_single_use_and_expire() {
         ),
     )
     .await;
-    assert_eq!(a.error(), (400, "bad_challenge".into()));
+    assert_eq!(error(&a), (400, "bad_challenge".into()));
     // An unknown credential: refused, and the challenge is gone.
     s.state
         .store
@@ -558,7 +444,7 @@ async fn sign_in_challenges_are_single_use_and_expire() {
         &bogus_assertion(&id, Some("AAAA")),
     )
     .await;
-    assert_eq!(a.error(), (401, "passkey_refused".into()));
+    assert_eq!(error(&a), (401, "passkey_refused".into()));
     assert!(a.header("set-cookie").is_none());
     let a = call(
         &s,
@@ -568,7 +454,7 @@ async fn sign_in_challenges_are_single_use_and_expire() {
         &bogus_assertion(&id, Some("AAAA")),
     )
     .await;
-    assert_eq!(a.error(), (400, "bad_challenge".into()));
+    assert_eq!(error(&a), (400, "bad_challenge".into()));
     let long_ago = flywheel_store::now() - jiff::SignedDuration::from_mins(6);
     let old = s
         .state
@@ -589,10 +475,10 @@ async fn sign_in_challenges_are_single_use_and_expire() {
         &bogus_assertion(old.expose_secret(), None),
     )
     .await;
-    assert_eq!(a.error(), (400, "bad_challenge".into()));
+    assert_eq!(error(&a), (400, "bad_challenge".into()));
     // Not JSON: the API's own error.
     let a = call(&s, "POST", finish, &[JSON], "{nope").await;
-    assert_eq!(a.error(), (400, "malformed_json".into()));
+    assert_eq!(error(&a), (400, "malformed_json".into()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -604,7 +490,7 @@ async fn cross_site_sign_in_is_refused() {
             ("Origin", "https://evil.example"),
         ] {
             let a = call(&s, "POST", path, &[JSON, h], "{}").await;
-            assert_eq!(a.error(), (403, "cross_origin".into()), "{path} {h:?}");
+            assert_eq!(error(&a), (403, "cross_origin".into()), "{path} {h:?}");
         }
     }
 }
@@ -633,7 +519,7 @@ async fn you_list_and_delete_only_your_own_passkeys() {
     assert!(!a.body.contains("\"passkey\""), "{}", a.body);
     // Bob cannot delete alice's, by the API or the page.
     let a = call(&s, "DELETE", "/api/v1/passkeys/a1", &bob.headers(), "").await;
-    assert_eq!(a.error(), (404, "not_found".into()));
+    assert_eq!(error(&a), (404, "not_found".into()));
     let form = format!("csrf={}", bob.csrf);
     let a = call(
         &s,
@@ -658,7 +544,7 @@ async fn you_list_and_delete_only_your_own_passkeys() {
         "",
     )
     .await;
-    assert_eq!(a.error(), (404, "not_found".into()));
+    assert_eq!(error(&a), (404, "not_found".into()));
     // Alice can: by the API, and by the me page's form (back to /me).
     let a = call(&s, "DELETE", "/api/v1/passkeys/a1", &alice.headers(), "").await;
     assert_eq!(a.status, 200, "{}", a.body);
@@ -717,7 +603,7 @@ async fn without_a_webauthn_mode_the_routes_say_so() {
     let s = start(false, false).await;
     let alice = session(&s, "alice", Role::Viewer).await;
     let a = call(&s, "POST", "/signin/passkey/start", &[JSON], "{}").await;
-    assert_eq!(a.error(), (404, "passkeys_off".into()));
+    assert_eq!(error(&a), (404, "passkeys_off".into()));
     let a = call(
         &s,
         "POST",
@@ -726,7 +612,7 @@ async fn without_a_webauthn_mode_the_routes_say_so() {
         "{}",
     )
     .await;
-    assert_eq!(a.error(), (404, "passkeys_off".into()));
+    assert_eq!(error(&a), (404, "passkeys_off".into()));
     let page = call(&s, "GET", "/signin", &[], "").await;
     assert!(!page.body.contains("passkey-signin"));
 }
