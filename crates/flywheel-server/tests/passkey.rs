@@ -32,6 +32,15 @@ async fn start(passkeys: bool, trust_loopback: bool) -> Server {
     .await
 }
 
+/// A challenge of `kind` issued at `at` with the ceremony lifetime.
+async fn expired_challenge(s: &Server, kind: &str, at: jiff::Timestamp) -> secrecy::SecretString {
+    s.state
+        .store
+        .put_challenge(kind, "{}", flywheel_server::passkey::CEREMONY_TTL, at)
+        .await
+        .expect("put")
+}
+
 /// The refusal code of a JSON error answer.
 fn error(a: &Answer) -> (u16, String) {
     (
@@ -283,17 +292,7 @@ async fn registration_challenges_are_single_use_expiring_and_bound_to_the_sessio
     assert_eq!(error(&a), (400, "bad_challenge".into()));
     // Expired: issued six minutes ago with the five-minute lifetime.
     let long_ago = flywheel_store::now() - jiff::SignedDuration::from_mins(6);
-    let old = s
-        .state
-        .store
-        .put_challenge(
-            REGISTER_CHALLENGE,
-            "{}",
-            flywheel_server::passkey::CEREMONY_TTL,
-            long_ago,
-        )
-        .await
-        .expect("put");
+    let old = expired_challenge(&s, REGISTER_CHALLENGE, long_ago).await;
     let a = call(
         &s,
         "POST",
@@ -456,17 +455,7 @@ async fn sign_in_challenges_are_single_use_and_expire() {
     .await;
     assert_eq!(error(&a), (400, "bad_challenge".into()));
     let long_ago = flywheel_store::now() - jiff::SignedDuration::from_mins(6);
-    let old = s
-        .state
-        .store
-        .put_challenge(
-            AUTH_CHALLENGE,
-            "{}",
-            flywheel_server::passkey::CEREMONY_TTL,
-            long_ago,
-        )
-        .await
-        .expect("put");
+    let old = expired_challenge(&s, AUTH_CHALLENGE, long_ago).await;
     let a = call(
         &s,
         "POST",

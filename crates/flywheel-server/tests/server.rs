@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use flywheel_server::routes::{Access, ROUTES};
 use flywheel_store::{Role, Store};
 use secrecy::ExposeSecret;
-use support::{Server, call, session, set_cookie, start, start_with, token};
+use support::{Answer, Server, call, session, set_cookie, start, start_with, token};
 
 fn concrete(path: &str) -> String {
     path.replace("{name}", "someone")
@@ -128,14 +128,7 @@ async fn the_whole_route_table_refuses_anonymous_and_under_privileged_callers() 
 async fn me_says_who_and_how() {
     let s = start(false, &[]).await;
     let t = token(&s, Role::Operator).await;
-    let a = call(
-        &s,
-        "GET",
-        "/api/v1/me",
-        &[("Authorization", &format!("Bearer {t}"))],
-        "",
-    )
-    .await;
+    let a = me_by_token(&s, &t).await;
     assert_eq!(a.status, 200, "{}", a.body);
     let j = a.json();
     assert_eq!(
@@ -299,14 +292,7 @@ async fn revoked_expired_and_malformed_tokens_are_refused() {
         "not-a-token",
         "",
     ] {
-        let a = call(
-            &s,
-            "GET",
-            "/api/v1/me",
-            &[("Authorization", &format!("Bearer {bad}"))],
-            "",
-        )
-        .await;
+        let a = me_by_token(&s, bad).await;
         assert_eq!(a.status, 401, "{bad}: {}", a.body);
     }
 }
@@ -672,6 +658,12 @@ async fn default_role_none_refuses_unmapped_identities() {
     )
     .await;
     assert_eq!(a.json()["role"], "operator");
+}
+
+/// `GET /api/v1/me` with `Authorization: Bearer <token>`.
+async fn me_by_token(s: &Server, token: &str) -> Answer {
+    let auth = format!("Bearer {token}");
+    call(s, "GET", "/api/v1/me", &[("Authorization", &auth)], "").await
 }
 
 async fn bearer_status(s: &Server, auth: &str) -> u16 {
