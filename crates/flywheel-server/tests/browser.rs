@@ -143,11 +143,16 @@ impl Drop for Driver {
             delete_blocking(self.port, &format!("/session/{id}"));
         }
         // The driver leads its own process group; anything left in it goes.
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{}", self.child.id()))
-            .stderr(Stdio::null())
-            .status();
+        // `--` so that the group id is never read as an option; never a
+        // group id of 0 or 1 (this process's own group, or everyone).
+        let pgid = self.child.id();
+        if pgid > 1 {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--"])
+                .arg(format!("-{pgid}"))
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
