@@ -67,6 +67,10 @@ pub struct RunnerRow {
     pub job_display_name: Option<String>,
     /// `metadata.creationTimestamp` (RFC 3339); the API adds the age.
     pub created: Option<String>,
+    /// The phase of its pod (same name and namespace), when seen.
+    pub pod_phase: Option<String>,
+    /// The GitHub job it took (`status.jobId`), when it took one.
+    pub job_id: Option<String>,
 }
 
 /// One AutoscalingListener.
@@ -77,6 +81,21 @@ pub struct ListenerRow {
     pub created: Option<String>,
     /// Being deleted (the controller recreates it on a limit change).
     pub terminating: bool,
+    /// The phase of the listener's pod (same name and namespace), when seen.
+    pub pod_phase: Option<String>,
+}
+
+/// The EphemeralRunnerSet of a scale set (the controller's desired runner
+/// count for it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunnerSetRow {
+    pub name: String,
+    /// `spec.replicas`: runners the controller wants now.
+    pub replicas: i64,
+    /// `status.currentReplicas`.
+    pub current_replicas: i64,
+    /// `status.failedEphemeralRunners`.
+    pub failed: i64,
 }
 
 /// One scale set as the fleet shows it.
@@ -108,17 +127,20 @@ pub struct SetRow {
     /// A flywheel pause annotation that cannot be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pause_error: Option<String>,
-    /// Its listener exists and is not being deleted.
+    /// Its listener exists, is not being deleted, and its pod runs.
     pub listener_healthy: bool,
-    /// Jobs acquired by a paused set that wait (ARC #3446). TODO: needs
-    /// the listener's statistics (`totalAssignedJobs`) or GitHub's job
-    /// list; not derivable from the watched objects, so `null` for now.
+    /// Jobs acquired by a paused set that wait (ARC #3446): `null` when
+    /// not known. The watched objects cannot tell (a paused set has no
+    /// runners to carry them); the listener's statistics
+    /// (`gha_assigned_jobs` - `gha_running_jobs`) can, once read.
     pub held_jobs: Option<u64>,
     /// Its EphemeralRunners (not in the fleet JSON; the set's detail).
     #[serde(skip)]
     pub runners: Vec<RunnerRow>,
     #[serde(skip)]
     pub listener: Option<ListenerRow>,
+    #[serde(skip)]
+    pub runner_set: Option<RunnerSetRow>,
 }
 
 /// A shared label with the sets that serve it.
@@ -257,20 +279,73 @@ pub fn views(rows: &[SetRow], shared_labels: &[String]) -> (Vec<LabelRow>, Vec<O
     (labels, owners)
 }
 
+/// What the watches hold, by kind.
+#[derive(Clone, Debug, Default)]
+pub struct Objects {
+    /// AutoscalingRunnerSets.
+    pub sets: Vec<Arc<DynamicObject>>,
+    /// EphemeralRunnerSets.
+    pub runner_sets: Vec<Arc<DynamicObject>>,
+    /// EphemeralRunners.
+    pub runners: Vec<Arc<DynamicObject>>,
+    /// AutoscalingListeners.
+    pub listeners: Vec<Arc<DynamicObject>>,
+    /// Runner and listener pods (those with ARC's scale-set label).
+    pub pods: Vec<Arc<DynamicObject>>,
+}
+
+fn int(v: &serde_json::Value, k: &str) -> i64 {
+    v.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0)
+}
+
 /// The fleet from the watched objects. Sets, runners and listeners outside
 /// `config.namespaces` count too (the watches decide what is seen).
 pub fn build(
     config: &FleetConfig,
-    sets: &[Arc<DynamicObject>],
-    runners: &[Arc<DynamicObject>],
-    listeners: &[Arc<DynamicObject>],
+    objects: &Objects,
     cluster: ClusterView,
     revision: u64,
 ) -> FleetSnapshot {
+    let sets = &objects.sets;
+    let pod_phase: HashMap<(&str, &str), &str> = objects
+        .pods
+        .iter()
+        .filter_map(|p| {
+            Some((
+                (
+                    p.metadata.namespace.as_deref()?,
+                    p.metadata.name.as_deref()?,
+                ),
+                p.data.get("status")?.get("phase")?.as_str()?,
+            ))
+        })
+        .collect();
+    let phase_of = |o: &DynamicObject| -> Option<String> {
+        let key = (
+            o.metadata.namespace.as_deref()?,
+            o.metadata.name.as_deref()?,
+        );
+        pod_phase.get(&key).map(|s| s.to_string())
+    };
+    let mut runner_set_of: HashMap<(String, String), RunnerSetRow> = HashMap::new();
+    for r in &objects.runner_sets {
+        let Some(key) = owner_key(r) else { continue };
+        let spec = r.data.get("spec").cloned().unwrap_or_default();
+        let status = r.data.get("status").cloned().unwrap_or_default();
+        runner_set_of.insert(
+            key,
+            RunnerSetRow {
+                name: r.metadata.name.clone().unwrap_or_default(),
+                replicas: int(&spec, "replicas"),
+                current_replicas: int(&status, "currentReplicas"),
+                failed: int(&status, "failedEphemeralRunners"),
+            },
+        );
+    }
     let shared: Vec<&str> = config.shared_labels.iter().map(String::as_str).collect();
     let owners: Vec<&str> = config.overlay_owners.iter().map(String::as_str).collect();
     let mut runners_of: HashMap<(String, String), Vec<RunnerRow>> = HashMap::new();
-    for r in runners {
+    for r in &objects.runners {
         let Some(key) = owner_key(r) else { continue };
         let status = r.data.get("status").cloned().unwrap_or_default();
         runners_of.entry(key).or_default().push(RunnerRow {
@@ -280,10 +355,12 @@ pub fn build(
             workflow_ref: text(&status, "jobWorkflowRef"),
             job_display_name: text(&status, "jobDisplayName"),
             created: created(r),
+            pod_phase: phase_of(r),
+            job_id: text(&status, "jobId").filter(|j| !j.is_empty()),
         });
     }
     let mut listener_of: HashMap<(String, String), ListenerRow> = HashMap::new();
-    for l in listeners {
+    for l in &objects.listeners {
         let Some(key) = owner_key(l) else { continue };
         listener_of.insert(
             key,
@@ -292,6 +369,7 @@ pub fn build(
                 name: l.metadata.name.clone().unwrap_or_default(),
                 created: created(l),
                 terminating: l.metadata.deletion_timestamp.is_some(),
+                pod_phase: phase_of(l),
             },
         );
     }
@@ -323,6 +401,7 @@ pub fn build(
             let mut runners = runners_of.remove(&key).unwrap_or_default();
             runners.sort_by(|a, b| a.name.cmp(&b.name));
             let listener = listener_of.remove(&key);
+            let runner_set = runner_set_of.remove(&key);
             SetRow {
                 runner_scale_set_name: s.registered_name().to_string(),
                 owner,
@@ -340,10 +419,13 @@ pub fn build(
                 paused_by,
                 paused_at,
                 pause_error,
-                listener_healthy: listener.as_ref().is_some_and(|l| !l.terminating),
+                listener_healthy: listener
+                    .as_ref()
+                    .is_some_and(|l| !l.terminating && l.pod_phase.as_deref() == Some("Running")),
                 held_jobs: None,
                 runners,
                 listener,
+                runner_set,
                 namespace: s.namespace,
                 name: s.name,
             }
@@ -382,6 +464,154 @@ pub fn filtered(snap: &FleetSnapshot, filter: &Filter, shared_labels: &[String])
         owners,
         gitlab_runners: snap.gitlab_runners.clone(),
     }
+}
+
+/// One change between two revisions, as `/api/v1/events` sends it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Change {
+    /// A scale set appeared, changed or went away (`event` names which).
+    ScaleSet {
+        #[serde(skip)]
+        event: &'static str,
+        namespace: String,
+        name: String,
+    },
+    /// A runner appeared, changed phase or went away (`phase: null`).
+    Runner {
+        namespace: String,
+        name: String,
+        scale_set: String,
+        phase: Option<String>,
+        previous: Option<String>,
+    },
+    /// The cluster became reachable or not.
+    Cluster {
+        reachable: bool,
+        stale_since: Option<String>,
+    },
+    /// More changed than is worth listing (a first sync, a re-list): read
+    /// the fleet again.
+    Many { count: usize },
+}
+
+/// More changes than this in one revision become one [`Change::Many`].
+pub const MAX_CHANGES: usize = 256;
+
+impl Change {
+    /// The SSE event name.
+    pub fn event(&self) -> &'static str {
+        match self {
+            Change::ScaleSet { event, .. } => event,
+            Change::Runner { .. } => "runner",
+            Change::Cluster { .. } => "cluster",
+            Change::Many { .. } => "fleet-reset",
+        }
+    }
+}
+
+fn set_change(event: &'static str, s: &SetRow) -> Change {
+    Change::ScaleSet {
+        event,
+        namespace: s.namespace.clone(),
+        name: s.name.clone(),
+    }
+}
+
+fn runner_changes(old: &SetRow, new: &SetRow, out: &mut Vec<Change>) {
+    let before: HashMap<&str, &RunnerRow> =
+        old.runners.iter().map(|r| (r.name.as_str(), r)).collect();
+    let after: HashMap<&str, &RunnerRow> =
+        new.runners.iter().map(|r| (r.name.as_str(), r)).collect();
+    let mut push = |name: &str, phase: Option<String>, previous: Option<String>| {
+        out.push(Change::Runner {
+            namespace: new.namespace.clone(),
+            name: name.to_string(),
+            scale_set: new.name.clone(),
+            phase,
+            previous,
+        })
+    };
+    for r in &new.runners {
+        match before.get(r.name.as_str()) {
+            Some(o) if o.phase == r.phase => {}
+            Some(o) => push(&r.name, r.phase.clone(), o.phase.clone()),
+            None => push(&r.name, r.phase.clone(), None),
+        }
+    }
+    for r in &old.runners {
+        if !after.contains_key(r.name.as_str()) {
+            push(&r.name, None, r.phase.clone());
+        }
+    }
+}
+
+/// What changed from `old` to `new` (both sorted by namespace and name, as
+/// [`build`] makes them): sets added, changed, removed, runner phases, the
+/// cluster's reachability. Past [`MAX_CHANGES`], one [`Change::Many`].
+pub fn changes(old: &FleetSnapshot, new: &FleetSnapshot) -> Vec<Change> {
+    let mut out = Vec::new();
+    if old.cluster.reachable != new.cluster.reachable
+        || old.cluster.stale_since != new.cluster.stale_since
+    {
+        out.push(Change::Cluster {
+            reachable: new.cluster.reachable,
+            stale_since: new.cluster.stale_since.clone(),
+        });
+    }
+    let (mut a, mut b) = (
+        old.scale_sets.iter().peekable(),
+        new.scale_sets.iter().peekable(),
+    );
+    loop {
+        if out.len() > MAX_CHANGES {
+            let count = out.len();
+            return vec![Change::Many { count }];
+        }
+        match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(o), None) => {
+                out.push(set_change("scale-set-removed", o));
+                a.next();
+            }
+            (None, Some(n)) => {
+                out.push(set_change("scale-set-added", n));
+                b.next();
+            }
+            (Some(o), Some(n)) => match (&o.namespace, &o.name).cmp(&(&n.namespace, &n.name)) {
+                std::cmp::Ordering::Less => {
+                    out.push(set_change("scale-set-removed", o));
+                    a.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    out.push(set_change("scale-set-added", n));
+                    b.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if o != n {
+                        out.push(set_change("scale-set-changed", n));
+                        runner_changes(o, n, &mut out);
+                    }
+                    a.next();
+                    b.next();
+                }
+            },
+        }
+    }
+    if out.len() > MAX_CHANGES {
+        return vec![Change::Many { count: out.len() }];
+    }
+    out
+}
+
+/// Whether `s` can name a Kubernetes namespace (an RFC 1123 label).
+pub fn is_namespace_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 #[cfg(test)]
@@ -441,11 +671,18 @@ mod tests {
             "metadata": {"name": "tinyland-nix-754b578d-listener", "namespace": "arc-systems",
                 "labels": {SCALE_SET_NAME_LABEL: "tinyland-nix", SCALE_SET_NAMESPACE_LABEL: "arc-runners"}}}),
         )];
+        let objects = Objects {
+            sets: sets.to_vec(),
+            runners: runners.to_vec(),
+            listeners: listeners.to_vec(),
+            pods: vec![obj(json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "tinyland-nix-754b578d-listener", "namespace": "arc-systems"},
+                "status": {"phase": "Running"}}))],
+            ..Objects::default()
+        };
         let snap = build(
             &config(),
-            &sets,
-            &runners,
-            &listeners,
+            &objects,
             ClusterView {
                 reachable: true,
                 stale_since: None,
@@ -511,5 +748,91 @@ mod tests {
         assert_eq!(v["scale_sets"][1]["max"], serde_json::Value::Null);
         assert!(v["scale_sets"][0].get("runners").is_none());
         assert_eq!(v["cluster"]["reachable"], true);
+    }
+
+    fn row(name: &str, runners: &[(&str, &str)]) -> SetRow {
+        SetRow {
+            namespace: "arc-runners".into(),
+            name: name.into(),
+            runner_scale_set_name: name.into(),
+            owner: "o".into(),
+            owner_kind: "overlay",
+            labels: vec![],
+            foreign_labels: vec![],
+            label_source: crate::LabelSource::ScaleSetName,
+            min: 0,
+            max: Some(1),
+            current: 0,
+            pending: 0,
+            running: 0,
+            registered: true,
+            paused: false,
+            paused_by: None,
+            paused_at: None,
+            pause_error: None,
+            listener_healthy: true,
+            held_jobs: None,
+            runners: runners
+                .iter()
+                .map(|(n, p)| RunnerRow {
+                    name: n.to_string(),
+                    phase: Some(p.to_string()),
+                    job_repository: None,
+                    workflow_ref: None,
+                    job_display_name: None,
+                    created: None,
+                    pod_phase: None,
+                    job_id: None,
+                })
+                .collect(),
+            listener: None,
+            runner_set: None,
+        }
+    }
+
+    #[test]
+    fn changes_name_sets_added_changed_removed_and_runner_phases() {
+        let old = FleetSnapshot {
+            scale_sets: vec![
+                row("a", &[]),
+                row("b", &[("b-1", "Pending"), ("b-2", "Running")]),
+            ],
+            ..FleetSnapshot::default()
+        };
+        let new = FleetSnapshot {
+            scale_sets: vec![
+                row("b", &[("b-1", "Running"), ("b-3", "Pending")]),
+                row("c", &[]),
+            ],
+            ..FleetSnapshot::default()
+        };
+        let events: Vec<(&str, String)> = changes(&old, &new)
+            .iter()
+            .map(|c| (c.event(), serde_json::to_string(c).expect("json")))
+            .collect();
+        assert_eq!(events[0].0, "scale-set-removed");
+        assert!(events[0].1.contains("\"name\":\"a\""));
+        assert_eq!(events[1].0, "scale-set-changed");
+        let runners: Vec<&str> = events
+            .iter()
+            .filter(|(e, _)| *e == "runner")
+            .map(|(_, d)| d.as_str())
+            .collect();
+        assert_eq!(runners.len(), 3, "{runners:?}");
+        assert!(
+            runners[0].contains("\"name\":\"b-1\"")
+                && runners[0].contains("\"previous\":\"Pending\"")
+        );
+        assert!(runners[2].contains("\"name\":\"b-2\"") && runners[2].contains("\"phase\":null"));
+        assert_eq!(events.last().map(|e| e.0), Some("scale-set-added"));
+        assert!(changes(&new, &new).is_empty());
+        // A first sync of many sets is one reset, not thousands of events.
+        let many = FleetSnapshot {
+            scale_sets: (0..1000).map(|i| row(&format!("s{i:04}"), &[])).collect(),
+            ..FleetSnapshot::default()
+        };
+        let c = changes(&FleetSnapshot::default(), &many);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].event(), "fleet-reset");
     }
 }

@@ -24,6 +24,10 @@ pub struct ArcRunnersVars {
     pub deploy_docker_runner: Option<Located<bool>>,
     pub deploy_dind_runner: Option<Located<bool>>,
     pub nix_max_runners: Option<Located<u64>>,
+    /// `controller_namespace` (the listeners; default `arc-systems`).
+    pub controller_namespace: Option<Located<String>>,
+    /// `runner_namespace` (the sets and runners; default `arc-runners`).
+    pub runner_namespace: Option<Located<String>>,
     pub extra_runner_sets: Vec<ExtraRunnerSet>,
 }
 
@@ -156,6 +160,8 @@ pub fn load_tfvars(file: &Path, text: &str) -> Result<ArcRunnersVars, FileError>
             "deploy_docker_runner" => v.deploy_docker_runner = Some(r.boolean(e, key)?),
             "deploy_dind_runner" => v.deploy_dind_runner = Some(r.boolean(e, key)?),
             "nix_max_runners" => v.nix_max_runners = Some(r.number(e, key)?),
+            "controller_namespace" => v.controller_namespace = Some(r.string(e, key)?),
+            "runner_namespace" => v.runner_namespace = Some(r.string(e, key)?),
             "extra_runner_sets" => {
                 for (k, value) in r.object(e, key)? {
                     let name = key_text(k).ok_or_else(|| {

@@ -37,16 +37,30 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready when the database answers. The cluster is reported, not required:
-/// without one the server still serves (and says so on every page).
+/// Ready when the database answers and, when a cluster is expected, every
+/// fleet watch has listed its resources once (so the pages show the fleet,
+/// not an empty one). A cluster declared absent (`--no-cluster`) is not
+/// waited for; a cluster lost after the first sync keeps the server ready
+/// (it serves the last fleet and says since when it is stale).
 async fn readyz(State(s): State<Arc<AppState>>) -> Response {
     let c = s.cluster_status();
+    let synced = s.fleet.current().snapshot.cluster.synced;
+    let expected = s.cluster_expected();
     let cluster = serde_json::json!({
+        "expected": expected,
         "reachable": c.reachable,
         "reason": (!c.reason.is_empty()).then_some(c.reason),
-        "watches": {"synced": s.fleet.current().snapshot.cluster.synced},
+        "watches": {"synced": synced},
     });
-    match s.store.ping().await {
+    let ping = s.store.ping().await;
+    if ping.is_ok() && expected && !synced {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "unready", "database": "reachable", "reason": "the fleet watches have not listed the cluster yet", "cluster": cluster})),
+        )
+            .into_response();
+    }
+    match ping {
         Ok(()) => Json(serde_json::json!({"status": "ready", "database": "reachable", "cluster": cluster})).into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -75,6 +89,10 @@ async fn metrics(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response
     }
     if let Ok(n) = s.store.active_sessions(flywheel_store::now()).await {
         s.metrics.set_sessions(n);
+    }
+    {
+        s.metrics
+            .set_fleet(&s.fleet.current().snapshot, &s.fleet.watch_stats());
     }
     (
         [(

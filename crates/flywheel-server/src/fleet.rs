@@ -57,6 +57,7 @@ fn with_etag(mut resp: Response, etag: &str) -> Response {
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-cache"),
     );
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     resp
 }
 
@@ -76,11 +77,22 @@ async fn fleet(
     } else {
         s.fleet.etag(published.snapshot.revision, &filter)
     };
+    // A strong validator names one representation: the gzipped body has
+    // its own.
+    let gzip = accepts_gzip(&headers);
+    let etag = match etag.strip_suffix('"') {
+        Some(open) if gzip => format!("{open}-gz\""),
+        _ => etag,
+    };
     if not_modified(&headers, &etag) {
         return with_etag(StatusCode::NOT_MODIFIED.into_response(), &etag);
     }
     let body = if filter.is_empty() {
-        published.body.clone()
+        if gzip {
+            published.gzip()
+        } else {
+            published.body.clone()
+        }
     } else {
         let subset = filtered(
             &published.snapshot,
@@ -88,6 +100,7 @@ async fn fleet(
             &s.fleet.config().shared_labels,
         );
         match serde_json::to_vec(&subset) {
+            Ok(b) if gzip => flywheel_fleet::watch::gzip(&b),
             Ok(b) => b.into(),
             Err(e) => {
                 return error(
@@ -98,14 +111,39 @@ async fn fleet(
             }
         }
     };
-    with_etag(
+    let mut resp = with_etag(
         (
             [(header::CONTENT_TYPE, "application/json")],
             Body::from(body),
         )
             .into_response(),
         &etag,
-    )
+    );
+    if gzip {
+        resp.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    resp
+}
+
+/// Whether `Accept-Encoding` accepts gzip (`gzip` or `*`, not with `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|part| {
+            let mut it = part.split(';');
+            let coding = it.next().unwrap_or_default().trim();
+            let q_zero = it.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+        })
 }
 
 fn age_seconds(created: Option<&str>, now: jiff::Timestamp) -> Option<i64> {
@@ -142,6 +180,8 @@ async fn scale_set(
                 "workflow_ref": r.workflow_ref,
                 "job_display_name": r.job_display_name,
                 "created": r.created,
+                "pod_phase": r.pod_phase,
+                "job_id": r.job_id,
                 "age_seconds": age_seconds(r.created.as_deref(), now),
             })
         })
@@ -149,6 +189,7 @@ async fn scale_set(
     let mut v = serde_json::to_value(set).unwrap_or_default();
     v["runners"] = serde_json::Value::Array(runners);
     v["listener"] = serde_json::to_value(&set.listener).unwrap_or_default();
+    v["runner_set"] = serde_json::to_value(&set.runner_set).unwrap_or_default();
     v["revision"] = published.snapshot.revision.into();
     v["cluster"] = serde_json::to_value(&published.snapshot.cluster).unwrap_or_default();
     axum::Json(v).into_response()
@@ -170,5 +211,21 @@ mod tests {
         h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
         assert!(not_modified(&h, "\"x\""));
         assert!(!not_modified(&HeaderMap::new(), "\"x\""));
+    }
+
+    #[test]
+    fn gzip_is_used_when_accepted_and_not_when_refused() {
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(v));
+            accepts_gzip(&h)
+        };
+        assert!(with("gzip, deflate, br"));
+        assert!(with("br;q=1.0, gzip;q=0.5"));
+        assert!(with("*"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("identity"));
+        assert!(!with("x-gzip-not"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 }

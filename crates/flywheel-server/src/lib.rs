@@ -13,7 +13,9 @@
 pub mod access;
 mod api;
 pub mod cache;
+mod events;
 mod fleet;
+mod fleet_pages;
 pub mod metrics;
 pub mod oidc;
 mod pages;
@@ -37,7 +39,7 @@ pub fn every_route_has_a_handler() -> Vec<&'static str> {
 }
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -107,6 +109,14 @@ pub struct AppState {
     /// The cluster operator actions (pause, resume) write to; `None` until
     /// one connects (they answer 503 `cluster_unavailable` meanwhile).
     kube: RwLock<Option<flywheel_cluster::Cluster>>,
+    /// Event streams open now (`/api/v1/events`).
+    pub sse_clients: AtomicI64,
+    /// Becomes `true` when the server starts shutting down: event streams
+    /// end so the drain does not wait for them.
+    closing: tokio::sync::watch::Sender<bool>,
+    /// A cluster is expected: `/readyz` waits for the watches to sync.
+    /// Unset (the default) declares the cluster absent.
+    cluster_expected: AtomicBool,
 }
 
 impl AppState {
@@ -137,7 +147,33 @@ impl AppState {
             fleet: Default::default(),
             csrf_key,
             kube: RwLock::new(None),
+            sse_clients: AtomicI64::new(0),
+            closing: tokio::sync::watch::channel(false).0,
+            cluster_expected: AtomicBool::new(false),
         })
+    }
+
+    /// Says a cluster is expected: `/readyz` is ready only once every watch
+    /// has listed its resources.
+    pub fn expect_cluster(&self) {
+        self.cluster_expected.store(true, Ordering::SeqCst);
+    }
+
+    pub fn cluster_expected(&self) -> bool {
+        self.cluster_expected.load(Ordering::SeqCst)
+    }
+
+    /// Starts the shutdown: open event streams end.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`AppState::close`] was called.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|c| *c).await;
+        }
     }
 
     /// The cluster operator actions write to.
@@ -204,6 +240,8 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<AppState>>> {
         .or_else(|| passkey::handler(route))
         .or_else(|| scale_sets::handler(route))
         .or_else(|| fleet::handler(route))
+        .or_else(|| events::handler(route))
+        .or_else(|| fleet_pages::handler(route))
 }
 
 /// The whole server.
@@ -712,12 +750,13 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<Peer>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let app = router(state.clone()).into_make_service_with_connect_info::<Peer>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            state.close();
+        })
+        .await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -32,13 +32,71 @@ struct AuthLabels {
     outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LabelKey {
+    label: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OwnerKey {
+    owner: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindKey {
+    kind: String,
+}
+
+/// One fleet gauge by workflow label and by owner.
+#[derive(Default)]
+struct FleetGauge {
+    by_label: Family<LabelKey, Gauge>,
+    by_owner: Family<OwnerKey, Gauge>,
+}
+
+impl FleetGauge {
+    fn register(&self, registry: &mut Registry, name: &str, help: &str) {
+        registry.register(
+            format!("flywheel_fleet_label_{name}"),
+            format!("{help}, by shared workflow label"),
+            self.by_label.clone(),
+        );
+        registry.register(
+            format!("flywheel_fleet_owner_{name}"),
+            format!("{help}, by owner"),
+            self.by_owner.clone(),
+        );
+    }
+
+    fn clear(&self) {
+        self.by_label.clear();
+        self.by_owner.clear();
+    }
+}
+
+/// The fleet gauges, set from the current revision at each scrape.
+#[derive(Default)]
+struct FleetGauges {
+    sets: FleetGauge,
+    max: FleetGauge,
+    running: FleetGauge,
+    pending: FleetGauge,
+    paused: FleetGauge,
+    watch_restarts: Family<KindKey, Counter>,
+    watch_stale: Family<KindKey, Gauge>,
+    watch_synced: Family<KindKey, Gauge>,
+}
+
 /// The server's metrics.
 pub struct Metrics {
+    fleet: FleetGauges,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     auth: Family<AuthLabels, Counter>,
     sessions: Gauge,
+    sse_clients: Gauge,
+    sse_dropped: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -54,6 +112,18 @@ impl Default for Metrics {
             Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
         let auth = Family::<AuthLabels, Counter>::default();
         let sessions = Gauge::default();
+        let sse_clients = Gauge::default();
+        let sse_dropped = Counter::default();
+        registry.register(
+            "flywheel_sse_clients",
+            "Event streams (/api/v1/events) open now",
+            sse_clients.clone(),
+        );
+        registry.register(
+            "flywheel_sse_dropped",
+            "Event streams ended because the client fell behind",
+            sse_dropped.clone(),
+        );
         registry.register(
             "flywheel_http_requests",
             "HTTP requests by route pattern, method and status",
@@ -74,12 +144,48 @@ impl Default for Metrics {
             "Interactive sessions not past their absolute expiry",
             sessions.clone(),
         );
+        let fleet = FleetGauges::default();
+        fleet
+            .sets
+            .register(&mut registry, "scale_sets", "ARC scale sets");
+        fleet.max.register(
+            &mut registry,
+            "max_runners",
+            "Sum of maxRunners (absent when a set has no limit)",
+        );
+        fleet
+            .running
+            .register(&mut registry, "running_runners", "Runners running");
+        fleet
+            .pending
+            .register(&mut registry, "pending_runners", "Runners pending");
+        fleet
+            .paused
+            .register(&mut registry, "paused_scale_sets", "Paused scale sets");
+        registry.register(
+            "flywheel_watch_restarts",
+            "Fleet watch errors after which the watch backed off and restarted, by kind",
+            fleet.watch_restarts.clone(),
+        );
+        registry.register(
+            "flywheel_watch_stale_seconds",
+            "Seconds since a fleet watch of this kind started failing (0 while it works)",
+            fleet.watch_stale.clone(),
+        );
+        registry.register(
+            "flywheel_watch_synced",
+            "1 once every watch of this kind has listed its resources",
+            fleet.watch_synced.clone(),
+        );
         Metrics {
+            fleet,
             registry,
             requests,
             latency,
             auth,
             sessions,
+            sse_clients,
+            sse_dropped,
         }
     }
 }
@@ -111,6 +217,88 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .inc();
+    }
+
+    /// Sets the fleet gauges from `snap` and the watches' `stats`.
+    pub fn set_fleet(
+        &self,
+        snap: &flywheel_fleet::snapshot::FleetSnapshot,
+        stats: &[flywheel_fleet::watch::WatchStat],
+    ) {
+        let f = &self.fleet;
+        for g in [&f.sets, &f.max, &f.running, &f.pending, &f.paused] {
+            g.clear();
+        }
+        let by_name: std::collections::HashMap<String, &flywheel_fleet::snapshot::SetRow> = snap
+            .scale_sets
+            .iter()
+            .map(|s| (format!("{}/{}", s.namespace, s.name), s))
+            .collect();
+        let put = |sets: &[String], label: Option<LabelKey>, owner: Option<OwnerKey>| {
+            let rows: Vec<_> = sets.iter().filter_map(|k| by_name.get(k)).collect();
+            let max: Option<i64> = rows
+                .iter()
+                .try_fold(0i64, |a, r| r.max.map(|m| a.saturating_add(m)));
+            let values = [
+                (&f.sets, Some(rows.len() as i64)),
+                (&f.max, max),
+                (&f.running, Some(rows.iter().map(|r| r.running).sum())),
+                (&f.pending, Some(rows.iter().map(|r| r.pending).sum())),
+                (
+                    &f.paused,
+                    Some(rows.iter().filter(|r| r.paused).count() as i64),
+                ),
+            ];
+            for (g, v) in values {
+                let Some(v) = v else { continue };
+                if let Some(l) = &label {
+                    g.by_label.get_or_create(l).set(v);
+                }
+                if let Some(o) = &owner {
+                    g.by_owner.get_or_create(o).set(v);
+                }
+            }
+        };
+        for l in &snap.labels {
+            put(
+                &l.sets,
+                Some(LabelKey {
+                    label: l.label.clone(),
+                }),
+                None,
+            );
+        }
+        for o in &snap.owners {
+            put(
+                &o.sets,
+                None,
+                Some(OwnerKey {
+                    owner: o.owner.clone(),
+                }),
+            );
+        }
+        let now = jiff::Timestamp::now();
+        for st in stats {
+            let key = KindKey {
+                kind: st.kind.to_string(),
+            };
+            let c = f.watch_restarts.get_or_create(&key);
+            c.inc_by(st.restarts.saturating_sub(c.get()));
+            let stale = st
+                .failing_since
+                .map(|t| now.duration_since(t).as_secs().max(0))
+                .unwrap_or(0);
+            f.watch_stale.get_or_create(&key).set(stale);
+            f.watch_synced.get_or_create(&key).set(i64::from(st.synced));
+        }
+    }
+
+    pub fn set_sse_clients(&self, n: i64) {
+        self.sse_clients.set(n);
+    }
+
+    pub fn sse_dropped(&self) {
+        self.sse_dropped.inc();
     }
 
     pub fn set_sessions(&self, n: i64) {

@@ -29,7 +29,6 @@ pub(crate) fn handler(route: &Route) -> Option<MethodRouter<Arc<AppState>>> {
         ("GET", "/signin/bootstrap/{token}") => get(bootstrap),
         ("GET", "/signin/oidc") => get(crate::signin_oidc::start),
         ("GET", "/signin/oidc/callback") => get(crate::signin_oidc::callback),
-        ("GET", "/") => get(|| async { Redirect::to("/me") }),
         ("GET", "/me") => get(me),
         ("POST", "/signout") => post(signout),
         ("GET", "/tokens") => get(tokens),
@@ -112,11 +111,13 @@ pub(crate) fn problem(
 const HTMX: &str = include_str!("../assets/htmx.min.js");
 const CSS: &str = include_str!("../assets/app.css");
 const PASSKEY_JS: &str = include_str!("../assets/passkey.js");
+const SSE_JS: &str = include_str!("../assets/htmx-ext-sse.min.js");
 
 async fn asset(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
         "htmx.min.js" => (HTMX, "text/javascript; charset=utf-8"),
         "passkey.js" => (PASSKEY_JS, "text/javascript; charset=utf-8"),
+        "htmx-ext-sse.min.js" => (SSE_JS, "text/javascript; charset=utf-8"),
         "app.css" => (CSS, "text/css; charset=utf-8"),
         _ => {
             return (StatusCode::NOT_FOUND, "no such asset").into_response();

@@ -24,14 +24,14 @@ use crate::{AppState, RequestId, error};
 /// The handler of one table route; `None` for a route without one.
 pub(crate) fn handler(route: &Route) -> Option<MethodRouter<Arc<AppState>>> {
     Some(match (route.method, route.path) {
-        ("POST", "/api/v1/scale-sets/{namespace}/{name}/pause") => post(pause),
-        ("POST", "/api/v1/scale-sets/{namespace}/{name}/resume") => post(resume),
+        ("POST", "/api/v1/scale-sets/{namespace}/{name}/pause") => action_route(Action::Pause),
+        ("POST", "/api/v1/scale-sets/{namespace}/{name}/resume") => action_route(Action::Resume),
         _ => return None,
     })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Action {
+pub(crate) enum Action {
     Pause,
     Resume,
 }
@@ -60,22 +60,16 @@ pub(crate) fn view(set: &ScaleSet) -> Value {
     })
 }
 
-async fn pause(
-    State(s): State<Arc<AppState>>,
-    Extension(who): Extension<Identity>,
-    Extension(rid): Extension<RequestId>,
-    Path((namespace, name)): Path<(String, String)>,
-) -> Response {
-    act(&s, &who, &rid, &namespace, &name, Action::Pause).await
-}
-
-async fn resume(
-    State(s): State<Arc<AppState>>,
-    Extension(who): Extension<Identity>,
-    Extension(rid): Extension<RequestId>,
-    Path((namespace, name)): Path<(String, String)>,
-) -> Response {
-    act(&s, &who, &rid, &namespace, &name, Action::Resume).await
+/// The API route of `action`.
+fn action_route(action: Action) -> MethodRouter<Arc<AppState>> {
+    post(
+        move |State(s): State<Arc<AppState>>,
+              Extension(who): Extension<Identity>,
+              Extension(rid): Extension<RequestId>,
+              Path((namespace, name)): Path<(String, String)>| async move {
+            act(&s, &who, &rid, &namespace, &name, action).await
+        },
+    )
 }
 
 fn unavailable(e: &flywheel_cluster::Error) -> Response {
@@ -103,7 +97,7 @@ fn now() -> String {
     t.round(jiff::Unit::Second).unwrap_or(t).to_string()
 }
 
-async fn act(
+pub(crate) async fn act(
     s: &AppState,
     who: &Identity,
     rid: &RequestId,

@@ -65,6 +65,16 @@ fn listener(set: &str) -> Value {
         "spec": {}})
 }
 
+/// A pod as ARC labels it (listener pods and runner pods alike).
+fn pod(name: &str, namespace: &str, set: &str, phase: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace,
+            "labels": {"actions.github.com/scale-set-name": set,
+                "actions.github.com/scale-set-namespace": "arc-runners"}},
+        "spec": {"containers": [{"name": "runner", "image": "ghcr.io/actions/actions-runner"}]},
+        "status": {"phase": phase}})
+}
+
 struct Env {
     api: TestApiServer,
     server: Server,
@@ -95,7 +105,16 @@ async fn env(api: TestApiServer) -> Env {
     let run = fleet.clone();
     let client = cluster.client().clone();
     tokio::spawn(async move { run.run(client).await });
-    let server = start_custom(false, &[], |t| t, move |s, _| s.fleet = fleet).await;
+    let server = start_custom(
+        false,
+        &[],
+        |t| t,
+        move |s, _| {
+            s.fleet = fleet;
+            s.set_kube(cluster);
+        },
+    )
+    .await;
     let auth = format!("Bearer {}", token(&server, Role::Viewer).await);
     Env {
         api,
@@ -109,6 +128,28 @@ async fn get(e: &Env, path: &str, extra: &[(&str, &str)]) -> support::Answer {
     let mut h = vec![("Authorization", e.auth.as_str())];
     h.extend_from_slice(extra);
     call(&e.server, "GET", path, &h, "").await
+}
+
+/// A page as a signed-in browser sees it.
+async fn page(e: &Env, path: &str, b: &support::Browser) -> support::Answer {
+    call(&e.server, "GET", path, &[("Cookie", &b.cookie)], "").await
+}
+
+/// A form post from a signed-in browser (same origin, its CSRF token).
+async fn post_form(e: &Env, path: &str, b: &support::Browser) -> support::Answer {
+    let origin = format!("http://{}", e.server.addr);
+    call(
+        &e.server,
+        "POST",
+        path,
+        &[
+            ("Cookie", &b.cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Origin", &origin),
+        ],
+        &format!("csrf={}", b.csrf),
+    )
+    .await
 }
 
 /// Polls `path` until `ok` holds (at most 2 s).
@@ -153,6 +194,28 @@ async fn seeded() -> Env {
     ));
     api.insert(runner("tinyland-nix-x1", "tinyland-nix", "Running"));
     api.insert(listener("tinyland-nix"));
+    api.insert(json!({"apiVersion": V, "kind": "EphemeralRunnerSet",
+        "metadata": {"name": "tinyland-nix", "namespace": "arc-runners",
+            "labels": {"actions.github.com/scale-set-name": "tinyland-nix",
+                "actions.github.com/scale-set-namespace": "arc-runners"}},
+        "spec": {"replicas": 2, "ephemeralRunnerSpec": {"spec": {"containers": []}}},
+        "status": {"currentReplicas": 1, "failedEphemeralRunners": 0}}));
+    api.insert(pod(
+        "tinyland-nix-6cd58d58-listener",
+        "arc-systems",
+        "tinyland-nix",
+        "Running",
+    ));
+    api.insert(pod(
+        "tinyland-nix-x1",
+        "arc-runners",
+        "tinyland-nix",
+        "Running",
+    ));
+    // A pod without ARC's label is not watched.
+    api.insert(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "unrelated", "namespace": "arc-runners"},
+        "status": {"phase": "Failed"}}));
     env(api).await
 }
 
@@ -199,7 +262,10 @@ async fn sets_as_the_chart_writes_them_appear_with_labels_owner_registration_and
     assert_eq!(d["runners"][0]["phase"], "Running");
     assert_eq!(d["runners"][0]["job_repository"], "tinyland-inc/app");
     assert!(d["runners"][0]["age_seconds"].is_number());
+    assert_eq!(d["runners"][0]["pod_phase"], "Running");
     assert_eq!(d["listener"]["namespace"], "arc-systems");
+    assert_eq!(d["listener"]["pod_phase"], "Running");
+    assert_eq!(d["runner_set"]["replicas"], 2);
     let a = get(&e, "/api/v1/scale-sets/arc-runners/nope", &[]).await;
     assert_eq!(
         (a.status, a.json()["error"].clone()),
@@ -281,11 +347,11 @@ async fn after_410_gone_the_fleet_relists_and_shows_the_write() {
     let e = seeded().await;
     until(&e, "/api/v1/fleet", |v| v["cluster"]["synced"] == true).await;
     let lists_before = e.api.requests().len();
-    // The watches end; their first re-watch fails (backoff), the write
+    // The watches end; their re-watches are slow to arrive, the write
     // lands and history is compacted meanwhile: the re-watch from the old
-    // resourceVersion gets 410 and the watcher lists again.
-    e.api
-        .fail_next("namespaces/arc-runners/autoscalingrunnersets", 500, 1);
+    // resourceVersion gets 410 and the watcher lists again (no error, no
+    // backoff: the fleet never goes stale for it).
+    e.api.set_latency(Duration::from_millis(300));
     e.api.close_watches();
     e.api.insert(set(
         "late-nix",
@@ -293,11 +359,14 @@ async fn after_410_gone_the_fleet_relists_and_shows_the_write() {
         json!({"spec": {"runnerScaleSetLabels": ["tinyland-nix"]}}),
     ));
     e.api.compact();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    e.api.set_latency(Duration::ZERO);
     let start = Instant::now();
     loop {
         let v = get(&e, "/api/v1/fleet", &[]).await.json();
         if find(&v, "late-nix").is_some() {
             assert_eq!(v["cluster"]["reachable"], true);
+            assert_eq!(v["cluster"]["stale_since"], Value::Null);
             break;
         }
         assert!(
@@ -310,6 +379,17 @@ async fn after_410_gone_the_fleet_relists_and_shows_the_write() {
         .iter()
         .any(|r| r.path.ends_with("autoscalingrunnersets") && r.query_param("watch").is_none());
     assert!(relisted, "no re-list after 410");
+    // 410 is not a failure: no watch counted a restart.
+    assert!(
+        e.server
+            .state
+            .fleet
+            .watch_stats()
+            .iter()
+            .all(|w| w.restarts == 0),
+        "{:?}",
+        e.server.state.fleet.watch_stats()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,4 +426,378 @@ async fn without_a_cluster_the_fleet_is_empty_and_unreachable() {
     assert_eq!(a.status, 401);
     let a = call(&s, "GET", "/readyz", &[], "").await;
     assert_eq!(a.json()["cluster"]["watches"]["synced"], false);
+}
+
+/// An open `/api/v1/events` stream (HTTP/1.0: the body is the raw stream).
+struct Events {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::TcpStream>>,
+}
+
+/// One server-sent event.
+#[derive(Debug, Default)]
+struct Sse {
+    event: String,
+    id: String,
+    data: String,
+}
+
+impl Events {
+    async fn open(e: &Env, last_id: Option<&str>) -> Events {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(e.server.addr)
+            .await
+            .expect("connect");
+        let mut req = format!(
+            "GET /api/v1/events HTTP/1.0\r\nHost: {}\r\nAuthorization: {}\r\nAccept: text/event-stream\r\n",
+            e.server.addr, e.auth
+        );
+        if let Some(id) = last_id {
+            req.push_str(&format!("Last-Event-ID: {id}\r\n"));
+        }
+        req.push_str("\r\n");
+        conn.write_all(req.as_bytes()).await.expect("write");
+        let mut lines = tokio::io::BufReader::new(conn).lines();
+        let status = lines.next_line().await.expect("read").expect("status");
+        assert!(status.contains(" 200 "), "{status}");
+        while let Some(l) = lines.next_line().await.expect("read") {
+            if l.is_empty() {
+                break;
+            }
+            if let Some(v) = l.strip_prefix("content-type: ") {
+                assert_eq!(v, "text/event-stream");
+            }
+        }
+        Events { lines }
+    }
+
+    /// The next event (comments and keep-alives skipped), within `within`.
+    async fn next(&mut self, within: Duration) -> Sse {
+        let mut ev = Sse::default();
+        loop {
+            let line = tokio::time::timeout(within, self.lines.next_line())
+                .await
+                .expect("an event in time")
+                .expect("read")
+                .expect("the stream ended");
+            if line.is_empty() {
+                if !ev.event.is_empty() {
+                    return ev;
+                }
+                continue;
+            }
+            if let Some(v) = line.strip_prefix("event:") {
+                ev.event = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("id:") {
+                ev.id = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                ev.data.push_str(v.trim());
+            }
+        }
+    }
+
+    /// Events until one named `event` whose data contains `needle`.
+    async fn until(&mut self, event: &str, needle: &str) -> (Sse, Vec<Sse>) {
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            let ev = self.next(Duration::from_secs(3)).await;
+            if ev.event == event && ev.data.contains(needle) {
+                return (ev, seen);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(3),
+                "no {event} with {needle}: {seen:?}"
+            );
+            seen.push(ev);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_changes_and_a_reconnect_with_last_event_id_gets_what_it_missed() {
+    let e = seeded().await;
+    until(&e, "/api/v1/fleet", |v| v["cluster"]["synced"] == true).await;
+    let mut events = Events::open(&e, None).await;
+    let hello = events.next(Duration::from_secs(2)).await;
+    assert_eq!(hello.event, "hello");
+    assert!(hello.data.contains("\"revision\""), "{hello:?}");
+    // A change on the apiserver arrives as an event naming the set.
+    let t = Instant::now();
+    e.api.insert(set("tinyland-nix", Some(20), json!({})));
+    let (changed, _) = events
+        .until("scale-set-changed", "\"name\":\"tinyland-nix\"")
+        .await;
+    assert!(changed.data.contains("\"namespace\":\"arc-runners\""));
+    assert!(t.elapsed() < Duration::from_secs(2));
+    let (fleet, _) = events.until("fleet", "revision").await;
+    // A runner's phase change is its own event.
+    e.api
+        .insert(runner("tinyland-nix-x1", "tinyland-nix", "Succeeded"));
+    let (r, _) = events.until("runner", "tinyland-nix-x1").await;
+    assert!(
+        r.data.contains("\"phase\":\"Succeeded\"") && r.data.contains("\"previous\":\"Running\"")
+    );
+    drop(events);
+    // Missed while away: replayed after the last id seen.
+    e.api.insert(set(
+        "jess-docker",
+        Some(0),
+        json!({"spec": {"minRunners": 1}}),
+    ));
+    until(&e, "/api/v1/fleet", |v| {
+        find(v, "jess-docker").is_some_and(|s| s["min"] == 1)
+    })
+    .await;
+    let mut again = Events::open(&e, Some(&fleet.id)).await;
+    let (_, before) = again
+        .until("scale-set-changed", "\"name\":\"jess-docker\"")
+        .await;
+    assert!(
+        before.iter().all(|ev| ev.event != "hello"),
+        "a resume is not a new stream: {before:?}"
+    );
+    // An id from another process (or garbage): read everything again.
+    let mut other = Events::open(&e, Some("0123-7")).await;
+    assert_eq!(
+        other.next(Duration::from_secs(2)).await.event,
+        "fleet-reset"
+    );
+    // Nothing reached the apiserver for any of it but the watches.
+    assert!(
+        e.api
+            .requests()
+            .iter()
+            .all(|r| r.query_param("watch").as_deref() == Some("true") || !r.is_mutation()),
+    );
+    // Open streams are counted.
+    let m = call(&e.server, "GET", "/metrics", &[], "").await;
+    assert!(m.body.contains("flywheel_sse_clients 2"), "{}", m.body);
+}
+
+/// One HTTP/1.0 GET, the body as bytes.
+async fn raw_get(e: &Env, path: &str, headers: &[(&str, &str)]) -> (String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(e.server.addr)
+        .await
+        .expect("connect");
+    let mut req = format!(
+        "GET {path} HTTP/1.0\r\nHost: {}\r\nAuthorization: {}\r\n",
+        e.server.addr, e.auth
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    conn.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).await.expect("read");
+    let at = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head");
+    (
+        String::from_utf8_lossy(&raw[..at]).to_lowercase(),
+        raw[at + 4..].to_vec(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_is_gzipped_when_asked_with_its_own_etag() {
+    use std::io::Read;
+    let e = seeded().await;
+    until(&e, "/api/v1/fleet", |v| v["cluster"]["synced"] == true).await;
+    let (head, plain) = raw_get(&e, "/api/v1/fleet", &[]).await;
+    assert!(!head.contains("content-encoding"), "{head}");
+    let (ghead, gz) = raw_get(&e, "/api/v1/fleet", &[("Accept-Encoding", "gzip, br")]).await;
+    assert!(ghead.contains("content-encoding: gzip"), "{ghead}");
+    assert!(ghead.contains("vary: accept-encoding"), "{ghead}");
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut unzipped)
+        .expect("gzip");
+    assert_eq!(unzipped, plain);
+    let tag = |h: &str| {
+        h.lines()
+            .find_map(|l| l.strip_prefix("etag: ").map(str::to_string))
+            .expect("etag")
+    };
+    assert_ne!(tag(&head), tag(&ghead));
+    assert!(tag(&ghead).ends_with("-gz\""));
+    // Filtered views are gzipped too.
+    let (fhead, _) = raw_get(
+        &e,
+        "/api/v1/fleet?owner=tinyland-inc",
+        &[("Accept-Encoding", "gzip")],
+    )
+    .await;
+    assert!(fhead.contains("content-encoding: gzip"), "{fhead}");
+    let (nhead, _) = raw_get(&e, "/api/v1/fleet", &[("Accept-Encoding", "gzip;q=0")]).await;
+    assert!(!nhead.contains("content-encoding"), "{nhead}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_waits_for_the_watches_and_metrics_show_the_fleet() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let api = TestApiServer::start().await;
+    api.insert(set("tinyland-nix", Some(10), json!({})));
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = api.write_kubeconfig(dir.path(), "fleet");
+    let fleet = Fleet::new(FleetConfig {
+        namespaces: FleetConfig::default_namespaces(),
+        shared_labels: vec!["tinyland-nix".into()],
+        overlay_owners: vec!["tinyland-inc".into()],
+        ..FleetConfig::default()
+    });
+    let f = fleet.clone();
+    let s = start_custom(
+        false,
+        &[],
+        |t| t,
+        move |s, _| {
+            s.fleet = f;
+            s.expect_cluster();
+        },
+    )
+    .await;
+    let a = call(&s, "GET", "/readyz", &[], "").await;
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert!(a.body.contains("have not listed"), "{}", a.body);
+    let cluster = flywheel_cluster::Cluster::from_kubeconfig_file(
+        &path,
+        Some("fleet"),
+        flywheel_cluster::Policy::default(),
+    )
+    .await
+    .expect("cluster");
+    let client = cluster.client().clone();
+    tokio::spawn(async move { fleet.run(client).await });
+    let start = Instant::now();
+    while call(&s, "GET", "/readyz", &[], "").await.status != 200 {
+        assert!(start.elapsed() < Duration::from_secs(5), "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let m = call(&s, "GET", "/metrics", &[], "").await.body;
+    for want in [
+        "flywheel_fleet_label_scale_sets{label=\"tinyland-nix\"} 1",
+        "flywheel_fleet_label_max_runners{label=\"tinyland-nix\"} 10",
+        "flywheel_fleet_owner_paused_scale_sets{owner=\"tinyland-inc\"} 0",
+        "flywheel_watch_synced{kind=\"ephemeralrunners\"} 1",
+        "flywheel_watch_stale_seconds{kind=\"pods\"} 0",
+        "flywheel_watch_restarts_total{kind=\"autoscalingrunnersets\"} 0",
+    ] {
+        assert!(m.contains(want), "{want} not in:\n{m}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apiserver_that_goes_away_leaves_a_stale_fleet_and_it_recovers() {
+    let e = seeded().await;
+    until(&e, "/api/v1/fleet", |v| v["cluster"]["synced"] == true).await;
+    let viewer = support::session(&e.server, Role::Viewer).await;
+    e.api.go_away();
+    let v = until(&e, "/api/v1/fleet", |v| {
+        v["cluster"]["stale_since"].is_string()
+    })
+    .await;
+    assert_eq!(v["cluster"]["reachable"], false);
+    // The last fleet seen is still served, and the page says since when.
+    assert!(find(&v, "tinyland-nix").is_some());
+    let overview = page(&e, "/", &viewer).await;
+    assert_eq!(overview.status, 200);
+    assert!(overview.body.contains("stale since"), "{}", overview.body);
+    assert!(overview.body.contains("tinyland-nix"));
+    // It comes back: live again, and a write made meanwhile shows.
+    e.api.insert(set("tinyland-nix", Some(5), json!({})));
+    e.api.come_back().await;
+    let start = Instant::now();
+    loop {
+        let v = get(&e, "/api/v1/fleet", &[]).await.json();
+        if v["cluster"]["stale_since"].is_null()
+            && find(&v, "tinyland-nix").is_some_and(|s| s["max"] == 5)
+        {
+            assert_eq!(v["cluster"]["reachable"], true);
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "never recovered: {v:#} {:?} {:?}",
+            e.server.state.fleet.watch_stats(),
+            e.api
+                .requests()
+                .iter()
+                .rev()
+                .take(5)
+                .map(|r| &r.path)
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_show_the_fleet_and_operators_pause_from_them() {
+    let e = seeded().await;
+    until(&e, "/api/v1/fleet", |v| v["cluster"]["synced"] == true).await;
+    let viewer = support::session(&e.server, Role::Viewer).await;
+    let overview = page(&e, "/", &viewer).await;
+    assert_eq!(overview.status, 200);
+    for want in [
+        "id=\"by-label\"",
+        "id=\"by-owner\"",
+        "arc-runners/tinyland-nix",
+        "not enrolled",
+        "sse-connect=\"/api/v1/events\"",
+        "/static/htmx-ext-sse.min.js",
+        "answer to labels the contract does not share",
+    ] {
+        assert!(overview.body.contains(want), "{want} not on the page");
+    }
+    assert!(!overview.body.contains("<script>"), "inline script");
+    let filtered = page(&e, "/?label=tinyland-docker", &viewer).await;
+    assert!(filtered.body.contains("arc-runners/jess-docker"));
+    assert!(
+        !filtered
+            .body
+            .contains("data-set=\"arc-runners/tinyland-nix\"")
+    );
+    let detail = page(&e, "/scale-sets/arc-runners/tinyland-nix", &viewer).await;
+    assert_eq!(detail.status, 200);
+    assert!(detail.body.contains("tinyland-nix-x1"));
+    assert!(detail.body.contains("tinyland-inc/app"));
+    assert!(
+        !detail.body.contains("id=\"pause\""),
+        "a viewer sees no pause button"
+    );
+    let nope = page(&e, "/scale-sets/arc-runners/nope", &viewer).await;
+    assert_eq!(nope.status, 404);
+    let runners = page(&e, "/runners?phase=running", &viewer).await;
+    assert!(runners.body.contains("tinyland-nix-x1"), "{}", runners.body);
+    // A viewer's pause is refused by the server, whatever the page shows.
+    let refused = post_form(&e, "/scale-sets/arc-runners/tinyland-nix/pause", &viewer).await;
+    assert_eq!(refused.status, 403);
+    // An operator's pause from the page: applied, then back to the set.
+    let op = support::session(&e.server, Role::Operator).await;
+    let detail = page(&e, "/scale-sets/arc-runners/tinyland-nix", &op).await;
+    assert!(detail.body.contains("id=\"pause\""));
+    assert!(detail.body.contains("hx-confirm="), "pausing asks first");
+    let done = post_form(&e, "/scale-sets/arc-runners/tinyland-nix/pause", &op).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(
+        done.header("location").as_deref(),
+        Some("/scale-sets/arc-runners/tinyland-nix")
+    );
+    let stored = e
+        .api
+        .get(
+            V,
+            "AutoscalingRunnerSet",
+            Some("arc-runners"),
+            "tinyland-nix",
+        )
+        .expect("set");
+    assert_eq!(stored["spec"]["maxRunners"], 0);
+    until(&e, "/api/v1/fleet", |v| {
+        find(v, "tinyland-nix").is_some_and(|s| s["paused"] == true)
+    })
+    .await;
+    let detail = page(&e, "/scale-sets/arc-runners/tinyland-nix", &op).await;
+    assert!(detail.body.contains("id=\"resume\""));
+    assert!(detail.body.contains("by user-operator"), "{}", detail.body);
 }

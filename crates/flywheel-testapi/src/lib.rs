@@ -118,6 +118,27 @@ pub struct TestApiServer {
     addr: SocketAddr,
     /// Dropping the sender is the shutdown signal (for the server and for open watches).
     _shutdown: watch::Sender<()>,
+    /// The serving loop now: dropping it stops accepting ([`go_away`](Self::go_away)).
+    serving: Mutex<Option<watch::Sender<()>>>,
+}
+
+/// Serves `shared` on `listener` until the returned sender is dropped or
+/// the server is.
+fn serve_on(listener: tokio::net::TcpListener, shared: Arc<Shared>) -> watch::Sender<()> {
+    let (tx, mut rx) = watch::channel(());
+    let mut stop = shared.shutdown.clone();
+    let app = Router::new().fallback(handle).with_state(shared);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = rx.changed() => {}
+                    _ = stop.changed() => {}
+                }
+            })
+            .await;
+    });
+    tx
 }
 
 impl std::fmt::Debug for TestApiServer {
@@ -144,20 +165,43 @@ impl TestApiServer {
             shutdown: rx.clone(),
             cut: watch::channel(0).0,
         });
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        let mut stop = rx;
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                })
-                .await;
-        });
+        drop(rx);
+        let serving = serve_on(listener, shared.clone());
         TestApiServer {
             shared,
             addr,
             _shutdown: tx,
+            serving: Mutex::new(Some(serving)),
         }
+    }
+
+    /// The apiserver goes away: open watches end and the port stops
+    /// accepting (connections are refused) until [`come_back`](Self::come_back).
+    /// The stored objects stay.
+    pub fn go_away(&self) {
+        self.close_watches();
+        self.serving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+
+    /// Serves again on the same address (after [`go_away`](Self::go_away)).
+    pub async fn come_back(&self) {
+        let start = std::time::Instant::now();
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                // The old listener may still be closing.
+                Err(e) if start.elapsed() < Duration::from_secs(5) => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("test apiserver: rebind {}: {e}", self.addr),
+            }
+        };
+        *self.serving.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(serve_on(listener, self.shared.clone()));
     }
 
     /// `http://127.0.0.1:PORT`.

@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Kubeconfig context.
     #[arg(long, value_name = "NAME")]
     context: Option<String>,
+    /// Declare that there is no cluster: no watches, no operator actions,
+    /// and /readyz does not wait for the fleet to sync.
+    #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
+    no_cluster: bool,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -181,6 +185,28 @@ fn fleet_config(
         let o = flywheel_preflight::Overlay::load(dir, None, None, None).map_err(|e| e.0)?;
         if let Some(slug) = &o.organization.owner.slug {
             config.overlay_owners.push(slug.value.clone());
+        }
+        if let Some(vars) = &o.tfvars {
+            for ns in [&vars.controller_namespace, &vars.runner_namespace]
+                .into_iter()
+                .flatten()
+            {
+                if !flywheel_fleet::snapshot::is_namespace_name(&ns.value) {
+                    return Err(format!(
+                        "{}:{}:{}: `{}` is not a Kubernetes namespace name (lowercase letters, digits and '-', at most 63)",
+                        o.tfvars_path
+                            .as_deref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default(),
+                        ns.pos.line,
+                        ns.pos.column,
+                        flywheel_text::human(&ns.value)
+                    ));
+                }
+                if !config.namespaces.contains(&ns.value) {
+                    config.namespaces.push(ns.value.clone());
+                }
+            }
         }
         for set in o.deployed_sets() {
             if let Some(release) = &set.release_name {
@@ -319,7 +345,12 @@ pub fn run(args: ServeArgs) -> u8 {
             Err(e) => return fail(e.to_string()),
         }
         tracing::info!("{passkeys_said}");
-        tokio::spawn(watch_cluster(state.clone(), args.kubeconfig, args.context));
+        if args.no_cluster {
+            tracing::info!("no cluster (--no-cluster): the fleet stays empty");
+        } else {
+            state.expect_cluster();
+            tokio::spawn(watch_cluster(state.clone(), args.kubeconfig, args.context));
+        }
         let sweeper = state.clone();
         tokio::spawn(async move {
             loop {
@@ -329,11 +360,15 @@ pub fn run(args: ServeArgs) -> u8 {
         });
         let served = match tls {
             Some(config) => {
+                let closing = state.clone();
                 flywheel_server::tls::serve_tls(
                     flywheel_server::router(state),
                     listener,
                     config,
-                    flywheel_server::shutdown_signal(),
+                    async move {
+                        flywheel_server::shutdown_signal().await;
+                        closing.close();
+                    },
                 )
                 .await
             }

@@ -130,7 +130,32 @@ pub async fn call(
     req.push_str(body);
     conn.write_all(req.as_bytes()).await.expect("write");
     let mut raw = Vec::new();
-    conn.read_to_end(&mut raw).await.expect("read");
+    // To the end; an event stream (which does not end) until it pauses.
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let streaming = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .is_some_and(|at| {
+                String::from_utf8_lossy(&raw[..at])
+                    .to_ascii_lowercase()
+                    .contains("content-type: text/event-stream")
+            });
+        let n = if streaming {
+            match tokio::time::timeout(std::time::Duration::from_millis(300), conn.read(&mut buf))
+                .await
+            {
+                Ok(r) => r.expect("read"),
+                Err(_) => break,
+            }
+        } else {
+            conn.read(&mut buf).await.expect("read")
+        };
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
     let text = String::from_utf8_lossy(&raw).to_string();
     let status = text
         .split(' ')
