@@ -248,17 +248,14 @@ fn shown(method: &Method, url: &Url) -> String {
     }
 }
 
-/// An error and its sources, one line.
+/// An error and its sources, one line (a source that repeats what is
+/// already said is left out).
 fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cur = c.source();
-    }
-    s
+    std::iter::successors(Some(e), |e| e.source())
+        .map(ToString::to_string)
+        .fold(String::new(), |said, next| match said.as_str() {
+            "" => next,
+            _ if said.contains(&next) => said,
+            _ => format!("{said}: {next}"),
+        })
 }

@@ -205,11 +205,18 @@ impl GitlabRunners {
                 let rows = view::rows(&per_class);
                 let was_failing = self.inner.view.borrow().error.is_some();
                 self.inner.view.send_modify(|v| {
+                    let changed = v.reachable != Some(true)
+                        || v.stale_since.is_some()
+                        || v.error.is_some()
+                        || v.runners != rows;
                     v.reachable = Some(true);
                     v.last_poll = Some(at);
                     v.stale_since = None;
                     v.error = None;
                     v.runners = rows;
+                    if changed {
+                        v.revision += 1;
+                    }
                 });
                 if was_failing {
                     tracing::info!("GitLab compatibility runners: polling works again");
@@ -223,9 +230,15 @@ impl GitlabRunners {
                     tracing::warn!(error = %message, "GitLab compatibility runners: poll failed");
                 }
                 self.inner.view.send_modify(|v| {
+                    let changed = v.reachable != Some(e.reached())
+                        || v.stale_since.is_none()
+                        || v.error.as_deref() != Some(message.as_str());
                     v.reachable = Some(e.reached());
                     v.stale_since.get_or_insert(at);
                     v.error = Some(message);
+                    if changed {
+                        v.revision += 1;
+                    }
                 });
                 Err(e)
             }
@@ -284,15 +297,19 @@ impl GitlabRunners {
         self.set_paused(id, paused).await.map(Change::Changed)
     }
 
-    /// Replaces (or adds) one row of the view.
+    /// Replaces (or adds) one row of the view (subscribers hear of it only
+    /// when the row changed).
     pub fn patch(&self, row: GitlabRunnerRow) {
         let order = self.inner.classes.clone();
-        self.inner.view.send_modify(|v| {
+        self.inner.view.send_if_modified(|v| {
             match v.runners.iter_mut().find(|r| r.id == row.id) {
+                Some(r) if *r == row => return false,
                 Some(r) => *r = row,
                 None => v.runners.push(row),
             }
+            v.revision += 1;
             view::sort(&mut v.runners, order.iter().map(String::as_str));
+            true
         });
     }
 }

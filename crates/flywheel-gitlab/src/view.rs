@@ -75,6 +75,9 @@ pub struct GitlabView {
     /// Whether the server polls GitLab at all (a `gitlab` section and
     /// `GITLAB_TOKEN`).
     pub configured: bool,
+    /// Grows whenever anything here but `last_poll` changes (for an ETag
+    /// of a body that embeds the view).
+    pub revision: u64,
     /// `None` before the first poll ends: unknown, not "ok".
     pub reachable: Option<bool>,
     /// The GitLab instance (no credentials in it).

@@ -9,6 +9,10 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_string, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+#[path = "support/gitlab_api.rs"]
+mod gitlab_api;
+use gitlab_api::{detail, listed, page};
+
 const TOKEN: &str = "glpat-test-Zq8vY2mN4kP7rT1w";
 
 fn classes() -> Vec<String> {
@@ -27,72 +31,6 @@ fn config(url: &str, group: Option<&str>) -> Config {
     }
 }
 
-/// A list entry as `GET /runners/all` answers it.
-fn listed(id: u64, description: &str, paused: bool, online: Option<bool>) -> Value {
-    json!({
-        "active": !paused,
-        "paused": paused,
-        "description": description,
-        "id": id,
-        "ip_address": "",
-        "is_shared": true,
-        "runner_type": "instance_type",
-        "name": "gitlab-runner",
-        "online": online,
-        "status": match online { Some(true) => "online", Some(false) => "offline", None => "never_contacted" },
-    })
-}
-
-/// A detail answer (`GET|PUT /runners/:id`).
-fn detail(id: u64, paused: bool, tags: &[&str]) -> Value {
-    json!({
-        "active": !paused,
-        "paused": paused,
-        "architecture": null,
-        "description": format!("runner-{id}"),
-        "id": id,
-        "ip_address": "",
-        "is_shared": true,
-        "runner_type": "instance_type",
-        "contacted_at": "2026-01-25T16:39:48.066Z",
-        "maintenance_note": null,
-        "name": "gitlab-runner",
-        "online": true,
-        "status": "online",
-        "platform": null,
-        "projects": [],
-        "revision": null,
-        "tag_list": tags,
-        "version": null,
-        "access_level": "not_protected",
-        "maximum_timeout": 3600,
-    })
-}
-
-/// One page of a list, with GitLab's pagination headers.
-fn page(body: Value, page: u32, total_pages: u32, base: &str) -> ResponseTemplate {
-    let next = if page < total_pages {
-        (page + 1).to_string()
-    } else {
-        String::new()
-    };
-    let mut link = Vec::new();
-    if page < total_pages {
-        link.push(format!("<{base}&page={}>; rel=\"next\"", page + 1));
-    }
-    link.push(format!("<{base}&page=1>; rel=\"first\""));
-    link.push(format!("<{base}&page={total_pages}>; rel=\"last\""));
-    ResponseTemplate::new(200)
-        .insert_header("content-type", "application/json")
-        .insert_header("x-page", page.to_string().as_str())
-        .insert_header("x-per-page", "100")
-        .insert_header("x-next-page", next.as_str())
-        .insert_header("x-prev-page", "")
-        .insert_header("x-total-pages", total_pages.to_string().as_str())
-        .insert_header("link", link.join(", ").as_str())
-        .set_body_json(body)
-}
-
 async fn list_mock(gl: &MockServer, class: &str, p: u32, pages: u32, body: Value) {
     let base = format!(
         "{}/api/v4/runners/all?tag_list={class}&per_page=100",
@@ -104,7 +42,7 @@ async fn list_mock(gl: &MockServer, class: &str, p: u32, pages: u32, body: Value
         .and(query_param("per_page", "100"))
         .and(query_param("page", p.to_string().as_str()))
         .and(header("PRIVATE-TOKEN", TOKEN))
-        .respond_with(page(body, p, pages, &base))
+        .respond_with(page(body, p, pages, Some(&base)))
         .mount(gl)
         .await;
 }
@@ -202,6 +140,13 @@ async fn a_failed_poll_keeps_the_runners_and_says_why_without_the_token() {
     }
     let g = GitlabRunners::new(config(&gl.uri(), None)).expect("poller");
     g.poll_once().await.expect("first poll");
+    let first = g.current().revision;
+    g.poll_once().await.expect("same again");
+    assert_eq!(
+        g.current().revision,
+        first,
+        "an unchanged poll keeps the revision"
+    );
     gl.reset().await;
     Mock::given(method("GET"))
         .respond_with(
@@ -213,6 +158,7 @@ async fn a_failed_poll_keeps_the_runners_and_says_why_without_the_token() {
     assert!(matches!(e, Error::Status { status: 500, .. }), "{e:?}");
     let v = g.current();
     assert_eq!(v.runners.len(), 1, "the last runners are kept");
+    assert!(v.revision > first);
     assert!(v.stale_since.is_some());
     assert_eq!(v.reachable, Some(true), "GitLab answered");
     let why = v.error.expect("error");
@@ -332,6 +278,7 @@ async fn pause_puts_paused_true_once_and_updates_the_view() {
     assert_eq!(row.class, "gl-dind");
     assert!(changes.has_changed().unwrap_or(false));
     assert_eq!(g.current().runners[0].paused, Some(true));
+    let revision = g.current().revision;
 
     // Paused already: answered from GitLab's state, no second PUT.
     Mock::given(method("GET"))
@@ -340,6 +287,7 @@ async fn pause_puts_paused_true_once_and_updates_the_view() {
         .mount(&gl)
         .await;
     assert!(matches!(g.pause(21).await, Ok(Change::Unchanged(_))));
+    assert_eq!(g.current().revision, revision, "nothing changed");
 }
 
 #[tokio::test]
