@@ -14,6 +14,7 @@ pub mod access;
 mod api;
 pub mod cache;
 mod fleet;
+mod gitlab;
 pub mod metrics;
 pub mod oidc;
 mod pages;
@@ -101,6 +102,10 @@ pub struct AppState {
     /// The live fleet (`/api/v1/fleet`): empty until `flywheel serve`
     /// runs its watches ([`flywheel_fleet::watch::Fleet::run`]).
     pub fleet: flywheel_fleet::watch::Fleet,
+    /// The GitLab compatibility runners (`/api/v1/gitlab/runners`), when
+    /// the contract has `gitlab` and `GITLAB_TOKEN` is set
+    /// ([`AppState::with_gitlab`]); `None` answers 503 to pause and resume.
+    pub gitlab: Option<flywheel_gitlab::GitlabRunners>,
     /// The key CSRF tokens of sessionless ambient callers (proxy, mTLS) are
     /// derived with; shared by replicas through the store.
     csrf_key: SecretString,
@@ -135,6 +140,7 @@ impl AppState {
             spoofed: AtomicU64::new(0),
             passkeys: None,
             fleet: Default::default(),
+            gitlab: None,
             csrf_key,
             kube: RwLock::new(None),
         })
@@ -204,6 +210,7 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<AppState>>> {
         .or_else(|| passkey::handler(route))
         .or_else(|| scale_sets::handler(route))
         .or_else(|| fleet::handler(route))
+        .or_else(|| gitlab::handler(route))
 }
 
 /// The whole server.
