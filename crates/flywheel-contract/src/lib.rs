@@ -14,7 +14,7 @@ use std::path::Path;
 pub use flywheel_yaml::FileError;
 pub use model::*;
 pub use render::render_markdown;
-pub use validate::{Problem, is_cidr, validate};
+pub use validate::{Problem, gitlab_url, is_cidr, validate};
 
 /// Why a contract could not be loaded. Each entry is one problem.
 #[derive(Debug)]

@@ -39,6 +39,38 @@ pub struct Platform {
     pub not_yet_promised: Vec<String>,
     #[serde(default)]
     pub follow_on: Option<Prose>,
+    /// GitLab compatibility runners to show and pause (`flywheel serve`
+    /// polls them when `GITLAB_TOKEN` is set). Absent: none. Not part of
+    /// the rendered contract document, and left out of the JSON when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitlab: Option<GitlabLane>,
+}
+
+/// `gitlab:`: where the GitLab compatibility runners are registered.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct GitlabLane {
+    /// The GitLab instance, e.g. `https://gitlab.com` (https; http only for
+    /// a loopback host).
+    pub url: Located<String>,
+    /// A group id or full path: poll `GET /api/v4/groups/:id/runners`
+    /// (a group owner's token) instead of `GET /api/v4/runners/all` (an
+    /// administrator's or auditor's token).
+    #[serde(default)]
+    pub group: Option<Located<String>>,
+    /// Seconds between polls (10 to 3600, default 60), each with ±10 % jitter.
+    #[serde(default)]
+    pub poll_seconds: Option<Located<u32>>,
+}
+
+impl GitlabLane {
+    pub const DEFAULT_POLL_SECONDS: u32 = 60;
+
+    /// The poll interval in seconds.
+    pub fn poll_seconds(&self) -> u32 {
+        self.poll_seconds
+            .as_ref()
+            .map_or(Self::DEFAULT_POLL_SECONDS, |p| p.value)
+    }
 }
 
 /// A rule in words: a lead sentence and its points.

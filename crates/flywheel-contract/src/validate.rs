@@ -76,6 +76,42 @@ pub fn is_cidr(s: &str) -> bool {
     prefix <= if addr.is_ipv4() { 32 } else { 128 }
 }
 
+/// A GitLab instance URL: `https://host[:port][/path]`, or `http://` for a
+/// loopback host only (a token never crosses a network in the clear); no
+/// user information, query or fragment.
+pub fn gitlab_url(url: &str) -> Result<(), String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("`{url}` is not a URL such as https://gitlab.com"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("the URL has a space or control character".into());
+    }
+    if authority.contains('@') {
+        return Err("the URL may not hold user information (the token is GITLAB_TOKEN)".into());
+    }
+    if rest.contains('?') || rest.contains('#') {
+        return Err("the URL may not have a query or fragment".into());
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() {
+        return Err(format!("`{url}` has no host"));
+    }
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match scheme {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "`{url}`: plain http only for a loopback host; use https"
+        )),
+        _ => Err(format!("`{url}`: the scheme must be https")),
+    }
+}
+
 pub fn validate(p: &Platform) -> Vec<Problem> {
     let mut out = Problems::default();
 
@@ -281,6 +317,31 @@ pub fn validate(p: &Platform) -> Vec<Problem> {
                     ),
                 );
             }
+        }
+    }
+
+    // GitLab compatibility runners.
+    if let Some(g) = &p.gitlab {
+        if let Err(why) = gitlab_url(&g.url.value) {
+            out.push(g.url.pos, "gitlab.url", why);
+        }
+        if let Some(group) = &g.group
+            && (group.value.trim().is_empty() || group.value.chars().any(char::is_control))
+        {
+            out.push(
+                group.pos,
+                "gitlab.group",
+                "give a group id or full path (e.g. 42 or tinyland/infra)",
+            );
+        }
+        if let Some(secs) = &g.poll_seconds
+            && !(10..=3600).contains(&secs.value)
+        {
+            out.push(
+                secs.pos,
+                "gitlab.poll_seconds",
+                format!("{} s is outside 10 to 3600", secs.value),
+            );
         }
     }
 

@@ -172,7 +172,8 @@ pub struct FleetSnapshot {
     pub scale_sets: Vec<SetRow>,
     pub labels: Vec<LabelRow>,
     pub owners: Vec<OwnerRow>,
-    /// GitLab compatibility runners. TODO: the GitLab poller (issue 13).
+    /// GitLab compatibility runners (rows of the GitLab poller, when
+    /// configured; [`crate::watch::Fleet::set_gitlab_runners`]).
     pub gitlab_runners: Vec<serde_json::Value>,
 }
 
@@ -485,6 +486,8 @@ pub enum Change {
         phase: Option<String>,
         previous: Option<String>,
     },
+    /// The GitLab compatibility runners changed (`count` of them now).
+    Gitlab { count: usize },
     /// The cluster became reachable or not.
     Cluster {
         reachable: bool,
@@ -505,6 +508,7 @@ impl Change {
             Change::ScaleSet { event, .. } => event,
             Change::Runner { .. } => "runner",
             Change::Cluster { .. } => "cluster",
+            Change::Gitlab { .. } => "gitlab-runners",
             Change::Many { .. } => "fleet-reset",
         }
     }
@@ -557,6 +561,11 @@ pub fn changes(old: &FleetSnapshot, new: &FleetSnapshot) -> Vec<Change> {
         out.push(Change::Cluster {
             reachable: new.cluster.reachable,
             stale_since: new.cluster.stale_since.clone(),
+        });
+    }
+    if old.gitlab_runners != new.gitlab_runners {
+        out.push(Change::Gitlab {
+            count: new.gitlab_runners.len(),
         });
     }
     let (mut a, mut b) = (

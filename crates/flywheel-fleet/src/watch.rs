@@ -190,6 +190,10 @@ struct Inner {
     history: Mutex<VecDeque<Revision>>,
     events: broadcast::Sender<Revision>,
     stats: Mutex<Vec<WatchStat>>,
+    /// The GitLab rows every revision carries (set by the GitLab poller).
+    gitlab: Mutex<Vec<serde_json::Value>>,
+    /// One publisher at a time (the watches and the GitLab poller).
+    publishing: Mutex<()>,
 }
 
 /// The fleet: the latest [`Published`] revision, and the watches that
@@ -229,6 +233,10 @@ fn encode(snapshot: FleetSnapshot, boot: &str, changes: Arc<Vec<Change>>) -> Pub
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// What a client that saw event `last_id` gets on reconnecting.
 #[derive(Debug)]
 pub enum Resume {
@@ -264,6 +272,8 @@ impl Fleet {
                 history: Mutex::new(VecDeque::with_capacity(HISTORY)),
                 events,
                 stats: Mutex::new(stats),
+                gitlab: Mutex::new(Vec::new()),
+                publishing: Mutex::new(()),
             }),
         }
     }
@@ -365,13 +375,34 @@ impl Fleet {
             listeners: gather(Kind::Listeners),
             pods: gather(Kind::Pods),
         };
+        let _one = lock(&self.inner.publishing);
         let current = self.current();
-        let next = snapshot::build(
+        let mut next = snapshot::build(
             &self.inner.config,
             &objects,
             cluster,
             current.snapshot.revision,
         );
+        next.gitlab_runners = lock(&self.inner.gitlab).clone();
+        self.publish_next(&current, next);
+    }
+
+    /// The GitLab compatibility runners every revision from now on carries;
+    /// a change publishes a revision.
+    pub fn set_gitlab_runners(&self, rows: Vec<serde_json::Value>) {
+        let _one = lock(&self.inner.publishing);
+        *lock(&self.inner.gitlab) = rows.clone();
+        let current = self.current();
+        let next = FleetSnapshot {
+            gitlab_runners: rows,
+            ..current.snapshot.clone()
+        };
+        self.publish_next(&current, next);
+    }
+
+    /// Publishes `next` as the revision after `current`, when it differs
+    /// (the caller holds the publishing lock).
+    fn publish_next(&self, current: &Published, next: FleetSnapshot) {
         if next == current.snapshot {
             return;
         }

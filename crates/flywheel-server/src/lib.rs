@@ -16,6 +16,7 @@ pub mod cache;
 mod events;
 mod fleet;
 mod fleet_pages;
+pub mod gitlab;
 pub mod metrics;
 pub mod oidc;
 mod pages;
@@ -103,6 +104,10 @@ pub struct AppState {
     /// The live fleet (`/api/v1/fleet`): empty until `flywheel serve`
     /// runs its watches ([`flywheel_fleet::watch::Fleet::run`]).
     pub fleet: flywheel_fleet::watch::Fleet,
+    /// The GitLab compatibility runners (`/api/v1/gitlab/runners`), when
+    /// the contract has `gitlab` and `GITLAB_TOKEN` is set
+    /// ([`AppState::with_gitlab`]); `None` answers 503 to pause and resume.
+    pub gitlab: Option<flywheel_gitlab::GitlabRunners>,
     /// The key CSRF tokens of sessionless ambient callers (proxy, mTLS) are
     /// derived with; shared by replicas through the store.
     csrf_key: SecretString,
@@ -145,6 +150,7 @@ impl AppState {
             spoofed: AtomicU64::new(0),
             passkeys: None,
             fleet: Default::default(),
+            gitlab: None,
             csrf_key,
             kube: RwLock::new(None),
             sse_clients: AtomicI64::new(0),
@@ -242,6 +248,7 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<AppState>>> {
         .or_else(|| fleet::handler(route))
         .or_else(|| events::handler(route))
         .or_else(|| fleet_pages::handler(route))
+        .or_else(|| gitlab::handler(route))
 }
 
 /// The whole server.

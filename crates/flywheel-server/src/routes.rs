@@ -124,6 +124,9 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/scale-sets/{namespace}/{name}/resume",
         Role::Operator,
     ),
+    api("GET", "/api/v1/gitlab/runners", Role::Viewer),
+    api("POST", "/api/v1/gitlab/runners/{id}/pause", Role::Operator),
+    api("POST", "/api/v1/gitlab/runners/{id}/resume", Role::Operator),
 ];
 
 /// The table entry for a matched path and method.

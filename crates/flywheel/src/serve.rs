@@ -19,7 +19,7 @@ pub enum LogFormat {
 #[derive(Args)]
 #[command(
     after_help = "Pages: /signin, /me, /tokens (admin), /audit (operator). API: /api/v1 (me, audit, \
-    tokens, fleet, scale-sets; see docs/api.md). Public: /healthz, /readyz, /metrics (wants --metrics-token as a bearer token when set), \
+    tokens, fleet, scale-sets, gitlab/runners; see docs/api.md). Public: /healthz, /readyz, /metrics (wants --metrics-token as a bearer token when set), \
     /static.\n\n\
     Who you are, first match wins: a trusted proxy's identity headers (only from \
     auth.modes[trusted_proxy].trusted_cidrs), a client certificate verified against --client-ca, \
@@ -219,6 +219,61 @@ fn fleet_config(
     Ok(config)
 }
 
+/// The GitLab compatibility runners' poller, when the contract has a
+/// `gitlab` section and `GITLAB_TOKEN` is set, and the one line to log
+/// about it (said after the first lines, like the passkeys line; never the
+/// token).
+fn gitlab_runners(
+    platform: &flywheel_contract::Platform,
+) -> (Option<flywheel_gitlab::GitlabRunners>, Option<String>) {
+    let Some(lane) = platform.gitlab.as_ref() else {
+        return (None, None);
+    };
+    let Some(token) = std::env::var("GITLAB_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    else {
+        return (
+            None,
+            Some(format!(
+                "GitLab compatibility runners off: the contract has gitlab.url {} but GITLAB_TOKEN is not set",
+                lane.url.value
+            )),
+        );
+    };
+    let config = flywheel_gitlab::Config {
+        url: lane.url.value.clone(),
+        group: lane.group.as_ref().map(|g| g.value.clone()),
+        poll: Duration::from_secs(u64::from(lane.poll_seconds())),
+        classes: platform
+            .gitlab_classes
+            .iter()
+            .map(|c| c.class.value.clone())
+            .collect(),
+        token: SecretString::from(token),
+    };
+    match flywheel_gitlab::GitlabRunners::new(config) {
+        Ok(g) => {
+            let said = format!(
+                "GitLab compatibility runners: polling {}{} every {} s",
+                lane.url.value,
+                lane.group
+                    .as_ref()
+                    .map_or(String::new(), |g| format!(" (group {})", g.value)),
+                lane.poll_seconds()
+            );
+            (Some(g), Some(said))
+        }
+        Err(e) => (
+            None,
+            Some(format!(
+                "GitLab compatibility runners off: {}",
+                flywheel_redact::redact(&e.to_string())
+            )),
+        ),
+    }
+}
+
 pub fn run(args: ServeArgs) -> u8 {
     init_logs(args.log_format);
     let fail = |e: String| {
@@ -281,6 +336,10 @@ pub fn run(args: ServeArgs) -> u8 {
             Err(e) => return fail(e.to_string()),
         };
         state.fleet = flywheel_fleet::watch::Fleet::new(fleet_config);
+        let (gitlab, gitlab_said) = gitlab_runners(&platform);
+        if let Some(g) = &gitlab {
+            state.gitlab = Some(g.clone());
+        }
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
             Err(e) => return fail(format!("cannot listen on {}: {e}", args.listen)),
@@ -345,6 +404,18 @@ pub fn run(args: ServeArgs) -> u8 {
             Err(e) => return fail(e.to_string()),
         }
         tracing::info!("{passkeys_said}");
+        match (gitlab, gitlab_said) {
+            (Some(g), Some(said)) => {
+                tracing::info!("{said}");
+                tokio::spawn(flywheel_server::gitlab::mirror_into_fleet(
+                    g.clone(),
+                    state.fleet.clone(),
+                ));
+                tokio::spawn(async move { g.run().await });
+            }
+            (None, Some(said)) => tracing::warn!("{said}"),
+            _ => {}
+        }
         if args.no_cluster {
             tracing::info!("no cluster (--no-cluster): the fleet stays empty");
         } else {
