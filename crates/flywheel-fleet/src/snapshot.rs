@@ -169,7 +169,8 @@ pub struct OwnerRow {
 pub struct FleetSnapshot {
     pub revision: u64,
     pub cluster: ClusterView,
-    pub scale_sets: Vec<SetRow>,
+    /// Shared with the next revision when unchanged ([`BuildCache`]).
+    pub scale_sets: Vec<Arc<SetRow>>,
     pub labels: Vec<LabelRow>,
     pub owners: Vec<OwnerRow>,
     /// GitLab compatibility runners (rows of the GitLab poller, when
@@ -215,21 +216,6 @@ fn created(o: &DynamicObject) -> Option<String> {
         .map(|t| t.0.to_string())
 }
 
-fn label<'a>(o: &'a DynamicObject, k: &str) -> Option<&'a str> {
-    o.metadata.labels.as_ref()?.get(k).map(String::as_str)
-}
-
-/// The set a runner or listener belongs to: its ARC labels (the listener's
-/// namespace label names the set's namespace; a runner without it lives in
-/// its set's namespace).
-fn owner_key(o: &DynamicObject) -> Option<(String, String)> {
-    let name = label(o, SCALE_SET_NAME_LABEL)?;
-    let ns = label(o, SCALE_SET_NAMESPACE_LABEL)
-        .map(str::to_string)
-        .or_else(|| o.metadata.namespace.clone())?;
-    Some((ns, name.to_string()))
-}
-
 fn sums<'a>(rows: impl Iterator<Item = &'a SetRow>) -> (Vec<String>, Option<i64>, i64) {
     let mut sets = Vec::new();
     let mut max = Some(0i64);
@@ -244,11 +230,12 @@ fn sums<'a>(rows: impl Iterator<Item = &'a SetRow>) -> (Vec<String>, Option<i64>
 
 /// The views by label (every shared label, also those no set serves) and
 /// by owner, from `rows`.
-pub fn views(rows: &[SetRow], shared_labels: &[String]) -> (Vec<LabelRow>, Vec<OwnerRow>) {
+pub fn views(rows: &[Arc<SetRow>], shared_labels: &[String]) -> (Vec<LabelRow>, Vec<OwnerRow>) {
     let labels = shared_labels
         .iter()
         .map(|l| {
-            let (sets, max_sum, running_sum) = sums(rows.iter().filter(|r| r.labels.contains(l)));
+            let (sets, max_sum, running_sum) =
+                sums(rows.iter().map(|r| &**r).filter(|r| r.labels.contains(l)));
             LabelRow {
                 label: l.clone(),
                 sets,
@@ -258,7 +245,7 @@ pub fn views(rows: &[SetRow], shared_labels: &[String]) -> (Vec<LabelRow>, Vec<O
         })
         .collect();
     let mut by_owner: BTreeMap<(&str, &'static str), Vec<&SetRow>> = BTreeMap::new();
-    for r in rows {
+    for r in rows.iter().map(|r| &**r) {
         by_owner
             .entry((r.owner.as_str(), r.owner_kind))
             .or_default()
@@ -299,6 +286,56 @@ fn int(v: &serde_json::Value, k: &str) -> i64 {
     v.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0)
 }
 
+/// Remembers each set's row and the objects it was built from, so that a
+/// rebuild only builds the rows whose objects changed (the reflectors hand
+/// out the same `Arc` for an unchanged object). Holding the objects (not
+/// their addresses) means an address can never be reused under it.
+#[derive(Default)]
+pub struct BuildCache {
+    sets: HashMap<(String, String), Cached>,
+}
+
+struct Cached {
+    inputs: Vec<Option<Arc<DynamicObject>>>,
+    row: Arc<SetRow>,
+}
+
+fn same(a: &[Option<Arc<DynamicObject>>], b: &[Option<&Arc<DynamicObject>>]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| match (x, y) {
+            (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+            (None, None) => true,
+            _ => false,
+        })
+}
+
+/// The set an object belongs to, borrowed: ARC's labels (the listener's
+/// namespace label names the set's namespace; a runner without it lives in
+/// its set's namespace).
+fn set_of(o: &DynamicObject) -> Option<(&str, &str)> {
+    let labels = o.metadata.labels.as_ref()?;
+    let name = labels.get(SCALE_SET_NAME_LABEL)?;
+    let ns = labels
+        .get(SCALE_SET_NAMESPACE_LABEL)
+        .or(o.metadata.namespace.as_ref())?;
+    Some((ns.as_str(), name.as_str()))
+}
+
+fn place(o: &DynamicObject) -> Option<(&str, &str)> {
+    Some((
+        o.metadata.namespace.as_deref()?,
+        o.metadata.name.as_deref()?,
+    ))
+}
+
+fn pod_phase(pod: Option<&Arc<DynamicObject>>) -> Option<String> {
+    pod?.data
+        .get("status")?
+        .get("phase")?
+        .as_str()
+        .map(str::to_string)
+}
+
 /// The fleet from the watched objects. Sets, runners and listeners outside
 /// `config.namespaces` count too (the watches decide what is seen).
 pub fn build(
@@ -307,131 +344,83 @@ pub fn build(
     cluster: ClusterView,
     revision: u64,
 ) -> FleetSnapshot {
-    let sets = &objects.sets;
-    let pod_phase: HashMap<(&str, &str), &str> = objects
+    build_with(
+        config,
+        objects,
+        cluster,
+        revision,
+        &mut BuildCache::default(),
+    )
+}
+
+/// [`build`], reusing the rows in `cache` whose objects did not change
+/// (and keeping this build's rows there for the next).
+pub fn build_with(
+    config: &FleetConfig,
+    objects: &Objects,
+    cluster: ClusterView,
+    revision: u64,
+    cache: &mut BuildCache,
+) -> FleetSnapshot {
+    let pods: HashMap<(&str, &str), &Arc<DynamicObject>> = objects
         .pods
         .iter()
-        .filter_map(|p| {
-            Some((
-                (
-                    p.metadata.namespace.as_deref()?,
-                    p.metadata.name.as_deref()?,
-                ),
-                p.data.get("status")?.get("phase")?.as_str()?,
-            ))
-        })
+        .filter_map(|p| Some((place(p)?, p)))
         .collect();
-    let phase_of = |o: &DynamicObject| -> Option<String> {
-        let key = (
-            o.metadata.namespace.as_deref()?,
-            o.metadata.name.as_deref()?,
-        );
-        pod_phase.get(&key).map(|s| s.to_string())
-    };
-    let mut runner_set_of: HashMap<(String, String), RunnerSetRow> = HashMap::new();
+    let pod_of = |o: &DynamicObject| place(o).and_then(|k| pods.get(&k).copied());
+    let mut runner_set_of: HashMap<(&str, &str), &Arc<DynamicObject>> = HashMap::new();
     for r in &objects.runner_sets {
-        let Some(key) = owner_key(r) else { continue };
-        let spec = r.data.get("spec").cloned().unwrap_or_default();
-        let status = r.data.get("status").cloned().unwrap_or_default();
-        runner_set_of.insert(
-            key,
-            RunnerSetRow {
-                name: r.metadata.name.clone().unwrap_or_default(),
-                replicas: int(&spec, "replicas"),
-                current_replicas: int(&status, "currentReplicas"),
-                failed: int(&status, "failedEphemeralRunners"),
-            },
-        );
+        if let Some(key) = set_of(r) {
+            runner_set_of.insert(key, r);
+        }
+    }
+    let mut listener_of: HashMap<(&str, &str), &Arc<DynamicObject>> = HashMap::new();
+    for l in &objects.listeners {
+        if let Some(key) = set_of(l) {
+            listener_of.insert(key, l);
+        }
+    }
+    let mut runners_of: HashMap<(&str, &str), Vec<&Arc<DynamicObject>>> = HashMap::new();
+    for r in &objects.runners {
+        if let Some(key) = set_of(r) {
+            runners_of.entry(key).or_default().push(r);
+        }
     }
     let shared: Vec<&str> = config.shared_labels.iter().map(String::as_str).collect();
     let owners: Vec<&str> = config.overlay_owners.iter().map(String::as_str).collect();
-    let mut runners_of: HashMap<(String, String), Vec<RunnerRow>> = HashMap::new();
-    for r in &objects.runners {
-        let Some(key) = owner_key(r) else { continue };
-        let status = r.data.get("status").cloned().unwrap_or_default();
-        runners_of.entry(key).or_default().push(RunnerRow {
-            name: r.metadata.name.clone().unwrap_or_default(),
-            phase: text(&status, "phase"),
-            job_repository: text(&status, "jobRepositoryName"),
-            workflow_ref: text(&status, "jobWorkflowRef"),
-            job_display_name: text(&status, "jobDisplayName"),
-            created: created(r),
-            pod_phase: phase_of(r),
-            job_id: text(&status, "jobId").filter(|j| !j.is_empty()),
-        });
-    }
-    let mut listener_of: HashMap<(String, String), ListenerRow> = HashMap::new();
-    for l in &objects.listeners {
-        let Some(key) = owner_key(l) else { continue };
-        listener_of.insert(
-            key,
-            ListenerRow {
-                namespace: l.metadata.namespace.clone().unwrap_or_default(),
-                name: l.metadata.name.clone().unwrap_or_default(),
-                created: created(l),
-                terminating: l.metadata.deletion_timestamp.is_some(),
-                pod_phase: phase_of(l),
+    let mut next: HashMap<(String, String), Cached> = HashMap::with_capacity(objects.sets.len());
+    let mut rows: Vec<Arc<SetRow>> = Vec::with_capacity(objects.sets.len());
+    for set in &objects.sets {
+        let Some(key) = place(set) else { continue };
+        let mut runners = runners_of.remove(&key).unwrap_or_default();
+        runners.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        let listener = listener_of.get(&key).copied();
+        // What the row is made of, in a fixed order.
+        let mut inputs: Vec<Option<&Arc<DynamicObject>>> =
+            Vec::with_capacity(4 + 2 * runners.len());
+        inputs.push(Some(set));
+        inputs.push(runner_set_of.get(&key).copied());
+        inputs.push(listener);
+        inputs.push(listener.and_then(|l| pod_of(l)));
+        for r in &runners {
+            inputs.push(Some(r));
+            inputs.push(pod_of(r));
+        }
+        let owned = (key.0.to_string(), key.1.to_string());
+        let row = match cache.sets.remove(&owned) {
+            Some(c) if same(&c.inputs, &inputs) => c.row,
+            _ => Arc::new(set_row(config, &shared, &owners, set, &inputs)),
+        };
+        rows.push(row.clone());
+        next.insert(
+            owned,
+            Cached {
+                inputs: inputs.into_iter().map(|o| o.cloned()).collect(),
+                row,
             },
         );
     }
-    let mut rows: Vec<SetRow> = sets
-        .iter()
-        .map(|o| {
-            let s = ScaleSet::from_object(o);
-            let key = (s.namespace.clone(), s.name.clone());
-            let l = set_labels(
-                &s,
-                &shared,
-                config.overlay_labels.get(&s.name).map(String::as_str),
-            );
-            let (owner, owner_kind) = match owner_of(s.github_config_url.as_deref(), &owners) {
-                Owner::Overlay(o) => (o, "overlay"),
-                Owner::Url(u) => (u, "url"),
-            };
-            let (paused_flag, paused_by, paused_at, pause_error) = match paused(&s) {
-                Ok(Some(p)) => (
-                    true,
-                    Some(p.by).filter(|b| !b.is_empty()),
-                    Some(p.at).filter(|a| !a.is_empty()),
-                    None,
-                ),
-                // A limit of 0 set by someone else: paused all the same.
-                Ok(None) => (s.max_runners == Some(0), None, None, None),
-                Err(e) => (true, None, None, Some(e)),
-            };
-            let mut runners = runners_of.remove(&key).unwrap_or_default();
-            runners.sort_by(|a, b| a.name.cmp(&b.name));
-            let listener = listener_of.remove(&key);
-            let runner_set = runner_set_of.remove(&key);
-            SetRow {
-                runner_scale_set_name: s.registered_name().to_string(),
-                owner,
-                owner_kind,
-                labels: l.shared,
-                foreign_labels: l.foreign,
-                label_source: l.source,
-                min: s.min_runners.unwrap_or(0),
-                max: s.max_runners,
-                current: s.current_runners.unwrap_or(0),
-                pending: s.pending_runners.unwrap_or(0),
-                running: s.running_runners.unwrap_or(0),
-                registered: matches!(s.registration(), Registration::Registered(_)),
-                paused: paused_flag,
-                paused_by,
-                paused_at,
-                pause_error,
-                listener_healthy: listener
-                    .as_ref()
-                    .is_some_and(|l| !l.terminating && l.pod_phase.as_deref() == Some("Running")),
-                held_jobs: None,
-                runners,
-                listener,
-                runner_set,
-                namespace: s.namespace,
-                name: s.name,
-            }
-        })
-        .collect();
+    cache.sets = next;
     rows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let (labels, owners) = views(&rows, &config.shared_labels);
     FleetSnapshot {
@@ -444,10 +433,108 @@ pub fn build(
     }
 }
 
+/// One set's row from its inputs: `[set, runner set, listener, listener
+/// pod, (runner, runner pod)...]`.
+fn set_row(
+    config: &FleetConfig,
+    shared: &[&str],
+    owners: &[&str],
+    o: &DynamicObject,
+    inputs: &[Option<&Arc<DynamicObject>>],
+) -> SetRow {
+    let at = |i: usize| inputs.get(i).copied().flatten();
+    let s = ScaleSet::from_object(o);
+    let l = set_labels(
+        &s,
+        shared,
+        config.overlay_labels.get(&s.name).map(String::as_str),
+    );
+    let (owner, owner_kind) = match owner_of(s.github_config_url.as_deref(), owners) {
+        Owner::Overlay(o) => (o, "overlay"),
+        Owner::Url(u) => (u, "url"),
+    };
+    let (paused_flag, paused_by, paused_at, pause_error) = match paused(&s) {
+        Ok(Some(p)) => (
+            true,
+            Some(p.by).filter(|b| !b.is_empty()),
+            Some(p.at).filter(|a| !a.is_empty()),
+            None,
+        ),
+        // A limit of 0 set by someone else: paused all the same.
+        Ok(None) => (s.max_runners == Some(0), None, None, None),
+        Err(e) => (true, None, None, Some(e)),
+    };
+    let runner_set = at(1).map(|r| {
+        let null = serde_json::Value::Null;
+        let spec = r.data.get("spec").unwrap_or(&null);
+        let status = r.data.get("status").unwrap_or(&null);
+        RunnerSetRow {
+            name: r.metadata.name.clone().unwrap_or_default(),
+            replicas: int(spec, "replicas"),
+            current_replicas: int(status, "currentReplicas"),
+            failed: int(status, "failedEphemeralRunners"),
+        }
+    });
+    let listener = at(2).map(|l| ListenerRow {
+        namespace: l.metadata.namespace.clone().unwrap_or_default(),
+        name: l.metadata.name.clone().unwrap_or_default(),
+        created: created(l),
+        terminating: l.metadata.deletion_timestamp.is_some(),
+        pod_phase: pod_phase(at(3)),
+    });
+    let runners: Vec<RunnerRow> = inputs
+        .get(4..)
+        .unwrap_or_default()
+        .chunks(2)
+        .filter_map(|pair| {
+            let r = pair.first().copied().flatten()?;
+            let null = serde_json::Value::Null;
+            let status = r.data.get("status").unwrap_or(&null);
+            Some(RunnerRow {
+                name: r.metadata.name.clone().unwrap_or_default(),
+                phase: text(status, "phase"),
+                job_repository: text(status, "jobRepositoryName"),
+                workflow_ref: text(status, "jobWorkflowRef"),
+                job_display_name: text(status, "jobDisplayName"),
+                created: created(r),
+                pod_phase: pod_phase(pair.get(1).copied().flatten()),
+                job_id: text(status, "jobId").filter(|j| !j.is_empty()),
+            })
+        })
+        .collect();
+    SetRow {
+        runner_scale_set_name: s.registered_name().to_string(),
+        owner,
+        owner_kind,
+        labels: l.shared,
+        foreign_labels: l.foreign,
+        label_source: l.source,
+        min: s.min_runners.unwrap_or(0),
+        max: s.max_runners,
+        current: s.current_runners.unwrap_or(0),
+        pending: s.pending_runners.unwrap_or(0),
+        running: s.running_runners.unwrap_or(0),
+        registered: matches!(s.registration(), Registration::Registered(_)),
+        paused: paused_flag,
+        paused_by,
+        paused_at,
+        pause_error,
+        listener_healthy: listener
+            .as_ref()
+            .is_some_and(|l| !l.terminating && l.pod_phase.as_deref() == Some("Running")),
+        held_jobs: None,
+        runners,
+        listener,
+        runner_set,
+        namespace: s.namespace,
+        name: s.name,
+    }
+}
+
 /// The snapshot restricted to `filter` (the views recomputed from the
 /// matching sets; with a label filter, only that label's row).
 pub fn filtered(snap: &FleetSnapshot, filter: &Filter, shared_labels: &[String]) -> FleetSnapshot {
-    let rows: Vec<SetRow> = snap
+    let rows: Vec<Arc<SetRow>> = snap
         .scale_sets
         .iter()
         .filter(|s| filter.matches(s))
@@ -492,6 +579,7 @@ pub enum Change {
     Cluster {
         reachable: bool,
         stale_since: Option<String>,
+        synced: bool,
     },
     /// More changed than is worth listing (a first sync, a re-list): read
     /// the fleet again.
@@ -555,12 +643,11 @@ fn runner_changes(old: &SetRow, new: &SetRow, out: &mut Vec<Change>) {
 /// cluster's reachability. Past [`MAX_CHANGES`], one [`Change::Many`].
 pub fn changes(old: &FleetSnapshot, new: &FleetSnapshot) -> Vec<Change> {
     let mut out = Vec::new();
-    if old.cluster.reachable != new.cluster.reachable
-        || old.cluster.stale_since != new.cluster.stale_since
-    {
+    if old.cluster != new.cluster {
         out.push(Change::Cluster {
             reachable: new.cluster.reachable,
             stale_since: new.cluster.stale_since.clone(),
+            synced: new.cluster.synced,
         });
     }
     if old.gitlab_runners != new.gitlab_runners {
@@ -597,7 +684,7 @@ pub fn changes(old: &FleetSnapshot, new: &FleetSnapshot) -> Vec<Change> {
                     b.next();
                 }
                 std::cmp::Ordering::Equal => {
-                    if o != n {
+                    if !Arc::ptr_eq(o, n) && o != n {
                         out.push(set_change("scale-set-changed", n));
                         runner_changes(o, n, &mut out);
                     }
@@ -803,15 +890,15 @@ mod tests {
     fn changes_name_sets_added_changed_removed_and_runner_phases() {
         let old = FleetSnapshot {
             scale_sets: vec![
-                row("a", &[]),
-                row("b", &[("b-1", "Pending"), ("b-2", "Running")]),
+                Arc::new(row("a", &[])),
+                Arc::new(row("b", &[("b-1", "Pending"), ("b-2", "Running")])),
             ],
             ..FleetSnapshot::default()
         };
         let new = FleetSnapshot {
             scale_sets: vec![
-                row("b", &[("b-1", "Running"), ("b-3", "Pending")]),
-                row("c", &[]),
+                Arc::new(row("b", &[("b-1", "Running"), ("b-3", "Pending")])),
+                Arc::new(row("c", &[])),
             ],
             ..FleetSnapshot::default()
         };
@@ -837,11 +924,58 @@ mod tests {
         assert!(changes(&new, &new).is_empty());
         // A first sync of many sets is one reset, not thousands of events.
         let many = FleetSnapshot {
-            scale_sets: (0..1000).map(|i| row(&format!("s{i:04}"), &[])).collect(),
+            scale_sets: (0..1000)
+                .map(|i| Arc::new(row(&format!("s{i:04}"), &[])))
+                .collect(),
             ..FleetSnapshot::default()
         };
         let c = changes(&FleetSnapshot::default(), &many);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].event(), "fleet-reset");
+    }
+
+    #[test]
+    fn a_rebuild_reuses_the_rows_of_unchanged_sets_and_rebuilds_the_rest() {
+        let set = |name: &str| {
+            obj(
+                json!({"apiVersion": "actions.github.com/v1alpha1", "kind": "AutoscalingRunnerSet",
+                "metadata": {"name": name, "namespace": "arc-runners"},
+                "spec": {"maxRunners": 3}}),
+            )
+        };
+        let runner = |set: &str, phase: &str| {
+            obj(
+                json!({"apiVersion": "actions.github.com/v1alpha1", "kind": "EphemeralRunner",
+                "metadata": {"name": format!("{set}-r"), "namespace": "arc-runners",
+                    "labels": {SCALE_SET_NAME_LABEL: set}},
+                "status": {"phase": phase}}),
+            )
+        };
+        let mut objects = Objects {
+            sets: vec![set("a"), set("b")],
+            runners: vec![runner("a", "Pending"), runner("b", "Pending")],
+            ..Objects::default()
+        };
+        let mut cache = BuildCache::default();
+        let one = build_with(&config(), &objects, ClusterView::default(), 1, &mut cache);
+        let two = build_with(&config(), &objects, ClusterView::default(), 2, &mut cache);
+        assert!(Arc::ptr_eq(&one.scale_sets[0], &two.scale_sets[0]));
+        assert!(Arc::ptr_eq(&one.scale_sets[1], &two.scale_sets[1]));
+        // b's runner changed: only b is rebuilt, and shows it.
+        objects.runners[1] = runner("b", "Running");
+        let three = build_with(&config(), &objects, ClusterView::default(), 3, &mut cache);
+        assert!(Arc::ptr_eq(&two.scale_sets[0], &three.scale_sets[0]));
+        assert!(!Arc::ptr_eq(&two.scale_sets[1], &three.scale_sets[1]));
+        assert_eq!(
+            three.scale_sets[1].runners[0].phase.as_deref(),
+            Some("Running")
+        );
+        // The same as a build from nothing.
+        assert_eq!(three, build(&config(), &objects, ClusterView::default(), 3));
+        // A set that goes away leaves the cache.
+        objects.sets.remove(0);
+        let four = build_with(&config(), &objects, ClusterView::default(), 4, &mut cache);
+        assert_eq!(four.scale_sets.len(), 1);
+        assert_eq!(cache.sets.len(), 1);
     }
 }

@@ -100,30 +100,75 @@ impl Kind {
 /// without managed fields (annotations only on scale sets), and of the
 /// body only what [`snapshot::build`] looks at.
 pub fn trim(kind: Kind, o: &mut DynamicObject) {
-    o.metadata.managed_fields = None;
-    o.metadata.owner_references = None;
-    o.metadata.finalizers = None;
+    let m = &mut o.metadata;
+    m.managed_fields = None;
+    m.owner_references = None;
+    m.finalizers = None;
+    m.uid = None;
+    m.generation = None;
+    m.generate_name = None;
     if kind != Kind::ScaleSets {
-        o.metadata.annotations = None;
+        m.annotations = None;
+        // Only ARC's scale-set labels say which set an object belongs to.
+        if let Some(labels) = m.labels.as_mut() {
+            labels.retain(|k, _| {
+                k == snapshot::SCALE_SET_NAME_LABEL || k == snapshot::SCALE_SET_NAMESPACE_LABEL
+            });
+        }
     }
-    let keep: &[&str] = match kind {
-        Kind::ScaleSets | Kind::RunnerSets => &["spec", "status"],
-        Kind::Runners | Kind::Pods => &["status"],
-        Kind::Listeners => &[],
+    // Of the body, the fields `snapshot::build` reads (and nothing of pod
+    // templates, pod specs, runner configuration).
+    let (spec, status): (&[&str], &[&str]) = match kind {
+        Kind::ScaleSets => (
+            &[
+                "githubConfigUrl",
+                "githubConfigSecret",
+                "runnerScaleSetName",
+                "runnerScaleSetLabels",
+                "runnerGroup",
+                "minRunners",
+                "maxRunners",
+            ],
+            &[
+                "currentRunners",
+                "pendingEphemeralRunners",
+                "runningEphemeralRunners",
+                "failedEphemeralRunners",
+                "phase",
+            ],
+        ),
+        Kind::RunnerSets => (
+            &["replicas"],
+            &["currentReplicas", "failedEphemeralRunners"],
+        ),
+        Kind::Runners => (
+            &[],
+            &[
+                "phase",
+                "jobRepositoryName",
+                "jobWorkflowRef",
+                "jobDisplayName",
+                "jobId",
+            ],
+        ),
+        Kind::Pods => (&[], &["phase"]),
+        Kind::Listeners => (&[], &[]),
     };
     if let Some(map) = o.data.as_object_mut() {
-        map.retain(|k, _| keep.contains(&k.as_str()));
-        if let Some(spec) = map.get_mut("spec").and_then(|s| s.as_object_mut()) {
-            // Pod templates: the largest part, never read.
-            spec.remove("template");
-            spec.remove("listenerTemplate");
-            spec.remove("ephemeralRunnerSpec");
-        }
-        if kind == Kind::Pods
-            && let Some(status) = map.get_mut("status").and_then(|s| s.as_object_mut())
-        {
-            status.retain(|k, _| k == "phase");
-        }
+        map.retain(|k, v| {
+            let keep = match k.as_str() {
+                "spec" => spec,
+                "status" => status,
+                _ => return false,
+            };
+            if keep.is_empty() {
+                return false;
+            }
+            if let Some(fields) = v.as_object_mut() {
+                fields.retain(|f, _| keep.contains(&f.as_str()));
+            }
+            true
+        });
     }
 }
 
@@ -131,8 +176,9 @@ pub fn trim(kind: Kind, o: &mut DynamicObject) {
 #[derive(Debug)]
 pub struct Published {
     pub snapshot: FleetSnapshot,
-    /// `snapshot` as JSON, serialized once.
-    pub body: Bytes,
+    /// `snapshot` as JSON, serialized once, on first demand ([`Published::body`]):
+    /// events go out before it is made.
+    body: OnceLock<Bytes>,
     gzip: OnceLock<Bytes>,
     /// The strong entity tag of `body` (quoted).
     pub etag: String,
@@ -144,9 +190,18 @@ pub struct Published {
 }
 
 impl Published {
-    /// `body` gzipped: made once per revision, on first demand.
+    /// The snapshot as JSON: made once per revision, on first demand.
+    pub fn body(&self) -> Bytes {
+        self.body
+            .get_or_init(|| {
+                Bytes::from(serde_json::to_vec(&self.snapshot).unwrap_or_else(|_| b"{}".to_vec()))
+            })
+            .clone()
+    }
+
+    /// [`Published::body`] gzipped: made once per revision, on first demand.
     pub fn gzip(&self) -> Bytes {
-        self.gzip.get_or_init(|| gzip(&self.body)).clone()
+        self.gzip.get_or_init(|| gzip(&self.body())).clone()
     }
 }
 
@@ -192,8 +247,9 @@ struct Inner {
     stats: Mutex<Vec<WatchStat>>,
     /// The GitLab rows every revision carries (set by the GitLab poller).
     gitlab: Mutex<Vec<serde_json::Value>>,
-    /// One publisher at a time (the watches and the GitLab poller).
-    publishing: Mutex<()>,
+    /// One publisher at a time (the watches and the GitLab poller); the
+    /// rows of the last build, reused for the sets that did not change.
+    publishing: Mutex<snapshot::BuildCache>,
 }
 
 /// The fleet: the latest [`Published`] revision, and the watches that
@@ -221,12 +277,11 @@ impl Default for Fleet {
 }
 
 fn encode(snapshot: FleetSnapshot, boot: &str, changes: Arc<Vec<Change>>) -> Published {
-    let body = serde_json::to_vec(&snapshot).unwrap_or_else(|_| b"{}".to_vec());
     Published {
         etag: format!("\"{boot}-{}\"", snapshot.revision),
         id: format!("{boot}-{}", snapshot.revision),
         snapshot,
-        body: Bytes::from(body),
+        body: OnceLock::new(),
         gzip: OnceLock::new(),
         changes,
         at: jiff::Timestamp::now(),
@@ -273,7 +328,7 @@ impl Fleet {
                 events,
                 stats: Mutex::new(stats),
                 gitlab: Mutex::new(Vec::new()),
-                publishing: Mutex::new(()),
+                publishing: Mutex::new(snapshot::BuildCache::default()),
             }),
         }
     }
@@ -375,13 +430,14 @@ impl Fleet {
             listeners: gather(Kind::Listeners),
             pods: gather(Kind::Pods),
         };
-        let _one = lock(&self.inner.publishing);
+        let mut cache = lock(&self.inner.publishing);
         let current = self.current();
-        let mut next = snapshot::build(
+        let mut next = snapshot::build_with(
             &self.inner.config,
             &objects,
             cluster,
             current.snapshot.revision,
+            &mut cache,
         );
         next.gitlab_runners = lock(&self.inner.gitlab).clone();
         self.publish_next(&current, next);
@@ -403,10 +459,12 @@ impl Fleet {
     /// Publishes `next` as the revision after `current`, when it differs
     /// (the caller holds the publishing lock).
     fn publish_next(&self, current: &Published, next: FleetSnapshot) {
-        if next == current.snapshot {
+        // The views and counts follow from the rows: no change, no revision.
+        let changes = snapshot::changes(&current.snapshot, &next);
+        if changes.is_empty() {
             return;
         }
-        let changes = Arc::new(snapshot::changes(&current.snapshot, &next));
+        let changes = Arc::new(changes);
         let revision = self.inner.revision.fetch_add(1, Ordering::SeqCst) + 1;
         let next = FleetSnapshot { revision, ..next };
         let published = Arc::new(encode(next, &self.inner.boot, changes.clone()));

@@ -91,7 +91,7 @@ async fn fleet(
         if gzip {
             published.gzip()
         } else {
-            published.body.clone()
+            published.body()
         }
     } else {
         let subset = filtered(

@@ -197,6 +197,7 @@ fn overview_data(s: &AppState, q: &OverviewQuery) -> OverviewData {
     let matching: Vec<&SetRow> = snap
         .scale_sets
         .iter()
+        .map(|r| &**r)
         .filter(|r| filter.matches(r))
         .filter(|r| {
             needle.as_ref().is_none_or(|n| {
@@ -383,6 +384,7 @@ fn detail_data(s: &AppState, who: &Identity, namespace: &str, name: &str) -> Det
     let row = snap
         .scale_sets
         .iter()
+        .map(|r| &**r)
         .find(|r| r.namespace == namespace && r.name == name);
     let now = jiff::Timestamp::now();
     let base = format!("/scale-sets/{}/{}", enc(namespace), enc(name));

@@ -232,7 +232,7 @@ impl Metrics {
         let by_name: std::collections::HashMap<String, &flywheel_fleet::snapshot::SetRow> = snap
             .scale_sets
             .iter()
-            .map(|s| (format!("{}/{}", s.namespace, s.name), s))
+            .map(|s| (format!("{}/{}", s.namespace, s.name), &**s))
             .collect();
         let put = |sets: &[String], label: Option<LabelKey>, owner: Option<OwnerKey>| {
             let rows: Vec<_> = sets.iter().filter_map(|k| by_name.get(k)).collect();
