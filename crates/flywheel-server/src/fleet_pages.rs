@@ -11,7 +11,7 @@ use std::sync::Arc;
 use askama::Template;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{MethodRouter, get, post};
 use flywheel_fleet::snapshot::{Filter, FleetSnapshot, RunnerRow, SetRow};
 use serde::Deserialize;
@@ -41,7 +41,7 @@ pub(crate) fn handler(route: &Route) -> Option<MethodRouter<Arc<AppState>>> {
     })
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
@@ -489,31 +489,16 @@ async fn operate(
     action: Action,
 ) -> Response {
     let resp = act(s, who, rid, namespace, name, action).await;
-    let status = resp.status();
-    if status.is_success() {
-        return Redirect::to(&format!("/scale-sets/{}/{}", enc(namespace), enc(name)))
-            .into_response();
-    }
-    let body = axum::body::to_bytes(resp.into_body(), 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let message = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v.get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| "the action failed".into());
-    crate::pages::problem(
+    crate::pages::after_action(
         s,
-        status,
+        resp,
+        &format!("/scale-sets/{}/{}", enc(namespace), enc(name)),
         match action {
             Action::Pause => "Not paused",
             Action::Resume => "Not resumed",
         },
-        &message,
     )
+    .await
 }
 
 /// The page route of `action`.

@@ -105,7 +105,13 @@ fn failed(e: &Error) -> Response {
     }
 }
 
-async fn act(s: &AppState, who: &Identity, rid: &RequestId, id: &str, paused: bool) -> Response {
+pub(crate) async fn act(
+    s: &AppState,
+    who: &Identity,
+    rid: &RequestId,
+    id: &str,
+    paused: bool,
+) -> Response {
     let Some(gitlab) = &s.gitlab else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -13,10 +13,13 @@
 pub mod access;
 mod api;
 pub mod cache;
+mod contract_page;
+pub mod enrollment;
 mod events;
 mod fleet;
 mod fleet_pages;
 pub mod gitlab;
+mod gitlab_pages;
 pub mod metrics;
 pub mod oidc;
 mod pages;
@@ -108,6 +111,12 @@ pub struct AppState {
     /// the contract has `gitlab` and `GITLAB_TOKEN` is set
     /// ([`AppState::with_gitlab`]); `None` answers 503 to pause and resume.
     pub gitlab: Option<flywheel_gitlab::GitlabRunners>,
+    /// The loaded platform contract (`/contract` renders it); `None` until
+    /// [`AppState::set_platform`].
+    pub platform: Option<Arc<flywheel_contract::Platform>>,
+    /// The enrollment preflight of each `--overlay` (`/enrollment`); empty
+    /// (no overlays) until `flywheel serve` sets one and runs it.
+    pub enrollment: enrollment::Enrollment,
     /// The key CSRF tokens of sessionless ambient callers (proxy, mTLS) are
     /// derived with; shared by replicas through the store.
     csrf_key: SecretString,
@@ -151,12 +160,19 @@ impl AppState {
             passkeys: None,
             fleet: Default::default(),
             gitlab: None,
+            platform: None,
+            enrollment: Default::default(),
             csrf_key,
             kube: RwLock::new(None),
             sse_clients: AtomicI64::new(0),
             closing: tokio::sync::watch::channel(false).0,
             cluster_expected: AtomicBool::new(false),
         })
+    }
+
+    /// The contract `/contract` shows.
+    pub fn set_platform(&mut self, platform: flywheel_contract::Platform) {
+        self.platform = Some(Arc::new(platform));
     }
 
     /// Says a cluster is expected: `/readyz` is ready only once every watch
@@ -249,6 +265,9 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<AppState>>> {
         .or_else(|| events::handler(route))
         .or_else(|| fleet_pages::handler(route))
         .or_else(|| gitlab::handler(route))
+        .or_else(|| gitlab_pages::handler(route))
+        .or_else(|| contract_page::handler(route))
+        .or_else(|| enrollment::handler(route))
 }
 
 /// The whole server.

@@ -108,6 +108,32 @@ pub(crate) fn problem(
     )
 }
 
+/// A page form's answer from the API action's: a 303 back to `back` on
+/// success, else the refusal (its status and `message`) as a page.
+pub(crate) async fn after_action(
+    s: &AppState,
+    resp: Response,
+    back: &str,
+    heading: &str,
+) -> Response {
+    let status = resp.status();
+    if status.is_success() {
+        return Redirect::to(back).into_response();
+    }
+    let body = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let message = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "the action failed".into());
+    problem(s, status, heading, &message)
+}
+
 const HTMX: &str = include_str!("../assets/htmx.min.js");
 const CSS: &str = include_str!("../assets/app.css");
 const PASSKEY_JS: &str = include_str!("../assets/passkey.js");

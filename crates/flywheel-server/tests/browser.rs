@@ -6,6 +6,12 @@
 //! signs out, signs in again with the passkey alone, and /me shows the same
 //! identity and role; the store saw the signature counter move.
 //!
+//! The fleet: an operator signed in by the trusted proxy (a forwarding
+//! proxy in the test adds the contract's identity headers) opens the
+//! fleet, pauses a scale set (accepting the confirmation), sees a change
+//! made on the apiserver arrive over SSE without a reload, and resumes.
+//! Screenshots go to `target/test-artifacts/`.
+//!
 //! Needs `chromium` and `chromedriver` (Debian: `chromium`,
 //! `chromium-driver`; `.ci/run` installs them). Without them the test
 //! fails, saying so: it is never skipped silently. `FLYWHEEL_CHROMIUM` and
@@ -22,6 +28,9 @@ use flywheel_server::access::Policy;
 use flywheel_server::passkey::Passkeys;
 use flywheel_store::Store;
 use serde_json::{Value, json};
+
+#[path = "support/server.rs"]
+mod support;
 
 /// How long any one wait in the browser may take.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -207,6 +216,7 @@ impl Driver {
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": chromium, "args": args},
+            "unhandledPromptBehavior": "ignore",
         }}});
         let v = d
             .call("POST", "/session", Some(caps))
@@ -306,11 +316,23 @@ impl Driver {
         }
     }
 
+    /// Clicks `css` once it is there (again when a live update replaced
+    /// it between finding and clicking).
     async fn click(&self, css: &str) {
-        let e = self.wait_for(css).await;
-        self.cmd("POST", &format!("/element/{e}/click"), Some(json!({})))
-            .await
-            .unwrap_or_else(|err| panic!("clicking {css}: {err}"));
+        let since = Instant::now();
+        loop {
+            let e = self.wait_for(css).await;
+            match self
+                .cmd("POST", &format!("/element/{e}/click"), Some(json!({})))
+                .await
+            {
+                Ok(_) => return,
+                Err(err) if err.contains("stale element") && since.elapsed() < PATIENCE => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(err) => panic!("clicking {css}: {err}"),
+            }
+        }
     }
 
     /// Waits until the page is `path` and shows `css` with `text`.
@@ -477,4 +499,329 @@ async fn a_passkey_registered_on_me_signs_in_after_sign_out() {
     assert_eq!(records.len(), 2, "intent and result");
     assert_eq!(records[1].outcome, "ok");
     eprintln!("browser test took {:?}", began.elapsed());
+}
+
+/// A reverse proxy on 127.0.0.1 in front of `upstream` that adds
+/// `headers` to every request (dropping any the browser sent under those
+/// names), as the operator proxy of the contract does; answers pass
+/// through untouched (event streams included).
+async fn identity_proxy(upstream: SocketAddr, headers: Vec<(String, String)>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the proxy");
+    let addr = listener.local_addr().expect("proxy addr");
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            tokio::spawn(forward(conn, upstream, headers.clone()));
+        }
+    });
+    addr
+}
+
+/// One browser connection: request heads rewritten, bodies by
+/// `Content-Length` (a browser's forms and fetches send one).
+async fn forward(client: tokio::net::TcpStream, upstream: SocketAddr, add: Vec<(String, String)>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+    });
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let end = loop {
+            if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            match cr.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        buf.drain(..end);
+        let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
+        let mut out = format!("{}\r\n", lines.next().unwrap_or_default());
+        for (k, v) in &add {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        let mut len = 0usize;
+        for l in lines {
+            let name = l.split(':').next().unwrap_or_default().trim();
+            if add.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) {
+                continue;
+            }
+            if name.eq_ignore_ascii_case("content-length") {
+                len = l
+                    .split_once(':')
+                    .and_then(|(_, v)| v.trim().parse().ok())
+                    .unwrap_or(0);
+            }
+            out.push_str(l);
+            out.push_str("\r\n");
+        }
+        out.push_str("\r\n");
+        while buf.len() < len {
+            match cr.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+        let body: Vec<u8> = buf.drain(..len).collect();
+        if sw.write_all(out.as_bytes()).await.is_err() || sw.write_all(&body).await.is_err() {
+            return;
+        }
+    }
+}
+
+const ARC: &str = "actions.github.com/v1alpha1";
+
+fn scale_set(name: &str, max: i64) -> Value {
+    json!({"apiVersion": ARC, "kind": "AutoscalingRunnerSet",
+        "metadata": {"name": name, "namespace": "arc-runners",
+            "labels": {"app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {"runner-scale-set-id": "12",
+                "actions.github.com/runner-scale-set-name": name}},
+        "spec": {"githubConfigUrl": "https://github.com/tinyland-inc",
+            "githubConfigSecret": "github-app-secret", "runnerScaleSetName": name,
+            "minRunners": 0, "maxRunners": max,
+            "template": {"spec": {"containers": [{"name": "runner"}]}}},
+        "status": {"currentRunners": 1, "pendingEphemeralRunners": 0, "runningEphemeralRunners": 1}})
+}
+
+/// A set's `spec.maxRunners` on the apiserver.
+fn max_runners(api: &flywheel_testapi::TestApiServer, name: &str) -> Value {
+    let set = api
+        .get(ARC, "AutoscalingRunnerSet", Some("arc-runners"), name)
+        .unwrap_or_else(|| panic!("no set {name}"));
+    set["spec"]["maxRunners"].clone()
+}
+
+/// Where screenshots are kept: `$CARGO_TARGET_DIR/test-artifacts`, else
+/// the workspace's `target/test-artifacts`.
+fn artifacts() -> PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+        .join("test-artifacts");
+    std::fs::create_dir_all(&dir).expect("the artifacts directory");
+    dir
+}
+
+impl Driver {
+    async fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        let png = self
+            .cmd("GET", "/screenshot", None)
+            .await
+            .expect("a screenshot");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap_or_default())
+            .expect("base64 PNG");
+        let path = artifacts().join(name);
+        std::fs::write(&path, bytes).expect("writing the screenshot");
+        eprintln!("screenshot: {}", path.display());
+    }
+
+    async fn script(&self, js: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": js, "args": []})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("script {js}: {e}"))
+    }
+
+    /// Accepts the confirmation the last click opened (waits for it).
+    async fn accept_confirm(&self) {
+        let since = Instant::now();
+        loop {
+            match self.cmd("POST", "/alert/accept", Some(json!({}))).await {
+                Ok(_) => return,
+                Err(e) if since.elapsed() > PATIENCE => panic!("no confirmation: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// Waits until `css`'s text satisfies `ok`; its text.
+    async fn wait_text(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
+        let since = Instant::now();
+        loop {
+            let t = self.text(css).await.unwrap_or_default();
+            if ok(&t) {
+                return t;
+            }
+            assert!(
+                since.elapsed() < PATIENCE,
+                "{css} never matched at {}: {t:?}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn window(&self, width: u32, height: u32) {
+        self.cmd(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await
+        .expect("window size");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_behind_the_proxy_pauses_and_resumes_and_sees_changes_arrive_live() {
+    let began = Instant::now();
+    let api = flywheel_testapi::TestApiServer::start().await;
+    api.insert(scale_set("tinyland-nix", 10));
+    api.insert(scale_set("tinyland-docker", 5));
+    let dir = tempfile::tempdir().expect("tmp");
+    let kubeconfig = api.write_kubeconfig(dir.path(), "fleet");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cluster = flywheel_cluster::Cluster::from_kubeconfig_file(
+        &kubeconfig,
+        Some("fleet"),
+        flywheel_cluster::Policy::default(),
+    )
+    .await
+    .expect("cluster");
+    let fleet = flywheel_fleet::watch::Fleet::new(flywheel_fleet::snapshot::FleetConfig {
+        namespaces: flywheel_fleet::snapshot::FleetConfig::default_namespaces(),
+        shared_labels: vec!["tinyland-nix".into(), "tinyland-docker".into()],
+        overlay_owners: vec!["tinyland-inc".into()],
+        ..Default::default()
+    });
+    let run = fleet.clone();
+    let client = cluster.client().clone();
+    tokio::spawn(async move { run.run(client).await });
+    // The contract's trusted proxy mode, trusting 127.0.0.0/8.
+    let server = support::start_custom(
+        true,
+        &[],
+        |t| t,
+        move |s, _| {
+            s.fleet = fleet;
+            s.set_kube(cluster);
+        },
+    )
+    .await;
+    let proxy = identity_proxy(
+        server.addr,
+        vec![
+            ("Tailscale-User-Login".into(), "ops@tinyland.dev".into()),
+            (
+                "X-Forwarded-Groups".into(),
+                "tinyland-inc/platform-operators".into(),
+            ),
+        ],
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{}", proxy.port());
+    let d = Driver::start().await;
+    d.window(1400, 1000).await;
+
+    // The fleet, signed in by the proxy as an operator.
+    d.go(&format!("{base}/")).await;
+    let docker_max = "tr[data-set='arc-runners/tinyland-docker'] td:nth-child(5)";
+    d.wait_text(docker_max, |t| t == "5").await;
+    let who = d.text("#who").await.unwrap_or_default();
+    assert!(
+        who.contains("ops@tinyland.dev") && who.contains("operator"),
+        "{who}"
+    );
+    d.screenshot("fleet-wide.png").await;
+    d.window(390, 844).await;
+    d.screenshot("fleet-phone.png").await;
+    d.window(1400, 1000).await;
+
+    // Open a set and pause it, confirming.
+    d.click("a[href='/scale-sets/arc-runners/tinyland-nix']")
+        .await;
+    d.click("#pause").await;
+    d.accept_confirm().await;
+    d.wait_text("#state", |t| t.contains("paused")).await;
+    let state = d.text("#state").await.unwrap_or_default();
+    assert!(state.contains("ops@tinyland.dev"), "{state}");
+    d.wait_for("#resume").await;
+    assert_eq!(max_runners(&api, "tinyland-nix"), json!(0));
+    d.screenshot("scale-set-paused.png").await;
+
+    // Back on the fleet: a change made on the apiserver arrives over SSE,
+    // with no reload (the markers set now survive).
+    d.go(&format!("{base}/")).await;
+    d.wait_text("tr[data-set='arc-runners/tinyland-nix'] td.state", |t| {
+        t.contains("paused")
+    })
+    .await;
+    // The event stream is open before anything changes.
+    let since = Instant::now();
+    loop {
+        let open = d
+            .script(
+                "var d = document.getElementById('live')['htmx-internal-data']; \
+                 return d && d.sseEventSource ? d.sseEventSource.readyState : -1;",
+            )
+            .await;
+        if open == 1 {
+            break;
+        }
+        assert!(
+            since.elapsed() < PATIENCE,
+            "the event stream never opened: {open}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    d.script(
+        "document.body.dataset.marker = 'still-here'; \
+         document.getElementById('live').dataset.marker = 'still-here'; return true;",
+    )
+    .await;
+    let url_before = d.url().await;
+    api.insert(scale_set("tinyland-docker", 9));
+    d.wait_text(docker_max, |t| t == "9").await;
+    let markers = d
+        .script(
+            "return [document.body.dataset.marker || '', \
+             document.getElementById('live').dataset.marker || ''];",
+        )
+        .await;
+    assert_eq!(
+        markers,
+        json!(["still-here", "still-here"]),
+        "the page was reloaded"
+    );
+    assert_eq!(d.url().await, url_before);
+    d.screenshot("fleet-live-update.png").await;
+
+    // Resume.
+    d.click("a[href='/scale-sets/arc-runners/tinyland-nix']")
+        .await;
+    d.click("#resume").await;
+    d.accept_confirm().await;
+    d.wait_text("#state", |t| t.contains("serving")).await;
+    assert_eq!(max_runners(&api, "tinyland-nix"), json!(10));
+    d.screenshot("scale-set-resumed.png").await;
+    // Both actions are in the audit log under the proxy's identity.
+    let records = server
+        .state
+        .store
+        .audit_records(&flywheel_store::AuditFilter {
+            actor: Some("ops@tinyland.dev".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+    assert!(
+        actions.contains(&"scale_set.pause") && actions.contains(&"scale_set.resume"),
+        "{actions:?}"
+    );
+    eprintln!("fleet browser test took {:?}", began.elapsed());
 }

@@ -137,19 +137,7 @@ async fn page(e: &Env, path: &str, b: &support::Browser) -> support::Answer {
 
 /// A form post from a signed-in browser (same origin, its CSRF token).
 async fn post_form(e: &Env, path: &str, b: &support::Browser) -> support::Answer {
-    let origin = format!("http://{}", e.server.addr);
-    call(
-        &e.server,
-        "POST",
-        path,
-        &[
-            ("Cookie", &b.cookie),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Origin", &origin),
-        ],
-        &format!("csrf={}", b.csrf),
-    )
-    .await
+    support::form(&e.server, path, b).await
 }
 
 /// Polls `path` until `ok` holds (at most 2 s).

@@ -89,6 +89,17 @@ fn non_empty(v: Option<String>) -> Option<String> {
 }
 
 async fn connect(overlays: &[Overlay], options: &Options, budget: Duration) -> Sources {
+    let mut contexts: Vec<String> = overlays.iter().map(|o| context_for(o, options)).collect();
+    contexts.sort();
+    contexts.dedup();
+    connect_contexts(contexts, budget).await
+}
+
+/// The remote sources of one run from the environment (GitHub credentials,
+/// one kube client per context), every read ending within `budget`; what
+/// cannot connect becomes a failed source (its checks `unknown`). Also
+/// what `flywheel serve` runs the enrollment page's preflight with.
+pub(crate) async fn connect_contexts(contexts: Vec<String>, budget: Duration) -> Sources {
     // Every read of the run, connections included, ends by this moment.
     let deadline = tokio::time::Instant::now() + budget;
     let github = async {
@@ -104,9 +115,6 @@ async fn connect(overlays: &[Overlay], options: &Options, budget: Duration) -> S
             )),
         }
     };
-    let mut contexts: Vec<String> = overlays.iter().map(|o| context_for(o, options)).collect();
-    contexts.sort();
-    contexts.dedup();
     let clusters = futures::future::join_all(contexts.into_iter().map(|ctx| async move {
         let connect = Cluster::connect(
             (!ctx.is_empty()).then_some(ctx.as_str()),

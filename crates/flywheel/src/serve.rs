@@ -18,8 +18,8 @@ pub enum LogFormat {
 
 #[derive(Args)]
 #[command(
-    after_help = "Pages: /signin, /me, /tokens (admin), /audit (operator). API: /api/v1 (me, audit, \
-    tokens, fleet, scale-sets, gitlab/runners; see docs/api.md). Public: /healthz, /readyz, /metrics (wants --metrics-token as a bearer token when set), \
+    after_help = "Pages: /signin, / (fleet), /runners, /gitlab, /contract, /enrollment, /me, /tokens (admin), /audit (operator). API: /api/v1 (me, audit, \
+    tokens, fleet, scale-sets, gitlab/runners, enrollment; see docs/api.md). Public: /healthz, /readyz, /metrics (wants --metrics-token as a bearer token when set), \
     /static.\n\n\
     Who you are, first match wins: a trusted proxy's identity headers (only from \
     auth.modes[trusted_proxy].trusted_cidrs), a client certificate verified against --client-ca, \
@@ -37,9 +37,15 @@ pub struct ServeArgs {
     /// The platform contract: its auth section decides identities and roles.
     #[arg(long, short = 'c', env = "FLYWHEEL_CONFIG", value_name = "PATH")]
     config: PathBuf,
-    /// Overlay directories whose fleet the server shows (used by the fleet views).
+    /// Overlay directories whose fleet the server shows (used by the fleet
+    /// views) and whose enrollment preflight /enrollment shows.
     #[arg(long = "overlay", value_name = "DIR")]
     overlays: Vec<PathBuf>,
+    /// Seconds between enrollment preflight runs (±10 %; also at start and
+    /// on demand).
+    #[arg(long, default_value_t = 900, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(60..=86_400))]
+    enrollment_interval: u64,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     listen: SocketAddr,
@@ -219,6 +225,37 @@ fn fleet_config(
     Ok(config)
 }
 
+/// The enrollment page's preflight of each `--overlay`: the CLI's
+/// preflight, with credentials from the environment as the CLI reads them
+/// (`GITHUB_TOKEN`/`GH_TOKEN` or a GitHub App, `KUBECONFIG`; the core ref
+/// from `GF_EXPECTED_CORE_REF`, a core checkout from `GF_CORE_PATH`).
+fn enrollment(
+    platform: &flywheel_contract::Platform,
+    overlays: &[PathBuf],
+    interval: Duration,
+) -> flywheel_server::enrollment::Enrollment {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let connector: flywheel_server::enrollment::Connector = Arc::new(
+        |contexts: Vec<String>,
+         budget: Duration|
+         -> futures::future::BoxFuture<'static, flywheel_preflight::Sources> {
+            Box::pin(crate::preflight::connect_contexts(contexts, budget))
+        },
+    );
+    flywheel_server::enrollment::Enrollment::new(flywheel_server::enrollment::Settings {
+        overlays: overlays.to_vec(),
+        contract: Some(flywheel_check::Rules::from_platform(platform)),
+        options: flywheel_preflight::Options {
+            expected_core_ref: env("GF_EXPECTED_CORE_REF"),
+            core_dir: env("GF_CORE_PATH").map(PathBuf::from),
+            context: None,
+        },
+        interval,
+        budget: Duration::from_secs(60),
+        connector,
+    })
+}
+
 /// The GitLab compatibility runners' poller, when the contract has a
 /// `gitlab` section and `GITLAB_TOKEN` is set, and the one line to log
 /// about it (said after the first lines, like the passkeys line; never the
@@ -336,6 +373,12 @@ pub fn run(args: ServeArgs) -> u8 {
             Err(e) => return fail(e.to_string()),
         };
         state.fleet = flywheel_fleet::watch::Fleet::new(fleet_config);
+        state.enrollment = enrollment(
+            &platform,
+            &args.overlays,
+            Duration::from_secs(args.enrollment_interval),
+        );
+        state.set_platform(platform.clone());
         let (gitlab, gitlab_said) = gitlab_runners(&platform);
         if let Some(g) = &gitlab {
             state.gitlab = Some(g.clone());
@@ -415,6 +458,9 @@ pub fn run(args: ServeArgs) -> u8 {
             }
             (None, Some(said)) => tracing::warn!("{said}"),
             _ => {}
+        }
+        if !args.overlays.is_empty() {
+            tokio::spawn(state.enrollment.clone().run());
         }
         if args.no_cluster {
             tracing::info!("no cluster (--no-cluster): the fleet stays empty");

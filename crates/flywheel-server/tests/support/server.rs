@@ -70,6 +70,7 @@ pub async fn start_custom(
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    state.set_platform(platform);
     customize(&mut state, addr);
     let state = Arc::new(state);
     tokio::spawn(flywheel_server::serve(
@@ -209,6 +210,23 @@ pub async fn session(s: &Server, role: Role) -> Browser {
         cookie: format!("flywheel={}", id.expose_secret()),
         csrf: sess.csrf,
     }
+}
+
+/// A page form posted by a signed-in browser (same origin, its CSRF token).
+pub async fn form(s: &Server, path: &str, b: &Browser) -> Answer {
+    let origin = format!("http://{}", s.addr);
+    call(
+        s,
+        "POST",
+        path,
+        &[
+            ("Cookie", &b.cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Origin", &origin),
+        ],
+        &format!("csrf={}", b.csrf),
+    )
+    .await
 }
 
 pub async fn token(s: &Server, role: Role) -> String {
