@@ -13,10 +13,12 @@
 pub mod access;
 mod api;
 pub mod cache;
+mod chart;
 mod events;
 mod fleet;
 mod fleet_pages;
 pub mod gitlab;
+pub mod history;
 pub mod metrics;
 pub mod oidc;
 mod pages;
@@ -249,6 +251,7 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<AppState>>> {
         .or_else(|| events::handler(route))
         .or_else(|| fleet_pages::handler(route))
         .or_else(|| gitlab::handler(route))
+        .or_else(|| history::handler(route))
 }
 
 /// The whole server.
