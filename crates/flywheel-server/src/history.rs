@@ -294,6 +294,8 @@ fn check(q: &HistoryQuery, now: Timestamp) -> Result<Ask, BadParam> {
             .checked_sub(SignedDuration::from_hours(24))
             .map_err(|e| bad("bad_since", format!("since: {e}")))?,
     };
+    // Whole seconds: `since` is echoed in answers and on the pages.
+    let since = since.round(jiff::Unit::Second).unwrap_or(since);
     let range = now.duration_since(since);
     let step = match given(&q.step) {
         None => Step::for_range(range),
@@ -689,7 +691,10 @@ pub(crate) async fn charts(
     jobs: &[(Kind, String)],
 ) -> Charts {
     let now = Timestamp::now();
-    let Ok(since) = now.checked_sub(SignedDuration::from_hours(24)) else {
+    let Ok(since) = now
+        .checked_sub(SignedDuration::from_hours(24))
+        .and_then(|t| t.round(jiff::Unit::Second))
+    else {
         return Charts::default();
     };
     let mut out = Charts::default();
@@ -807,6 +812,11 @@ mod tests {
     fn steps_default_from_the_range_and_bad_ones_are_named() {
         let a = check(&q(&[("label", "x")]), now()).expect("ok");
         assert_eq!((a.kind, a.step), (Kind::Label, Step::FiveMinutes));
+        let late = now()
+            .checked_add(SignedDuration::from_millis(1500))
+            .expect("t");
+        let a = check(&q(&[("label", "x"), ("since", "1h")]), late).expect("ok");
+        assert_eq!(a.since.to_string(), "2026-12-01T11:00:02Z", "whole seconds");
         let a = check(&q(&[("owner", "o"), ("since", "3h")]), now()).expect("ok");
         assert_eq!(a.step, Step::Minute);
         let a = check(&q(&[("owner", "o"), ("since", "7d")]), now()).expect("ok");
