@@ -6,8 +6,10 @@
 //!
 //! The live fleet: [`snapshot`] builds the fleet model as one value (a pure
 //! function of the watched objects), [`watch`] runs the kube-runtime
-//! reflectors that feed it and publishes each revision once.
+//! reflectors that feed it and publishes each revision once; [`history`]
+//! turns consecutive revisions into per-minute samples per label and owner.
 
+pub mod history;
 pub mod labels;
 pub mod owner;
 pub mod pause;

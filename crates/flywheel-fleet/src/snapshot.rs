@@ -178,6 +178,16 @@ pub struct FleetSnapshot {
     pub gitlab_runners: Vec<serde_json::Value>,
 }
 
+impl FleetSnapshot {
+    /// The set `namespace/name`, if the fleet has it.
+    pub fn find_set(&self, namespace: &str, name: &str) -> Option<&SetRow> {
+        self.scale_sets
+            .iter()
+            .map(|r| &**r)
+            .find(|r| r.namespace == namespace && r.name == name)
+    }
+}
+
 /// A subset of the fleet (`?label=&owner=&namespace=`); empty fields match all.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Filter {

@@ -281,6 +281,8 @@ fn overview_data(s: &AppState, q: &OverviewQuery) -> OverviewData {
 struct OverviewPage {
     c: Chrome,
     p: OverviewData,
+    /// History charts (`templates/chart.html`; see [`crate::history`]).
+    h: crate::history::Charts,
 }
 
 #[derive(Template)]
@@ -298,6 +300,7 @@ async fn overview(
         &OverviewPage {
             c: Chrome::new(&s, "Fleet", Some(&who)),
             p: overview_data(&s, &q),
+            h: crate::history::overview_charts(&s).await,
         },
         StatusCode::OK,
     )
@@ -437,6 +440,8 @@ fn detail_data(s: &AppState, who: &Identity, namespace: &str, name: &str) -> Det
 struct DetailPage {
     c: Chrome,
     p: DetailData,
+    /// History charts (`templates/chart.html`; see [`crate::history`]).
+    h: crate::history::Charts,
 }
 
 #[derive(Template)]
@@ -460,6 +465,7 @@ async fn detail(
         &DetailPage {
             c: Chrome::new(&s, &format!("{namespace}/{name}"), Some(&who)),
             p,
+            h: crate::history::set_charts(&s, &namespace, &name).await,
         },
         status,
     )

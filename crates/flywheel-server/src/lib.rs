@@ -13,6 +13,7 @@
 pub mod access;
 mod api;
 pub mod cache;
+mod chart;
 mod contract_page;
 pub mod enrollment;
 mod events;
@@ -20,6 +21,7 @@ mod fleet;
 mod fleet_pages;
 pub mod gitlab;
 mod gitlab_pages;
+pub mod history;
 pub mod metrics;
 pub mod oidc;
 mod pages;
@@ -268,6 +270,7 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<AppState>>> {
         .or_else(|| gitlab_pages::handler(route))
         .or_else(|| contract_page::handler(route))
         .or_else(|| enrollment::handler(route))
+        .or_else(|| history::handler(route))
 }
 
 /// The whole server.

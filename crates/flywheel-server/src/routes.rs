@@ -122,6 +122,7 @@ pub const ROUTES: &[Route] = &[
     api("GET", "/api/v1/fleet", Role::Viewer),
     api("GET", "/api/v1/scale-sets/{namespace}/{name}", Role::Viewer),
     api("GET", "/api/v1/events", Role::Viewer),
+    api("GET", "/api/v1/history", Role::Viewer),
     api(
         "POST",
         "/api/v1/scale-sets/{namespace}/{name}/pause",

@@ -7,10 +7,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use flywheel_fleet::snapshot::FleetConfig;
+use flywheel_fleet::history::{Flush, Recorder};
+use flywheel_fleet::snapshot::{FleetConfig, FleetSnapshot, RunnerRow};
 use flywheel_fleet::watch::Fleet;
 use flywheel_store::Role;
 use flywheel_testapi::TestApiServer;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use support::{Server, call, start_custom, token};
 
@@ -788,4 +790,231 @@ async fn pages_show_the_fleet_and_operators_pause_from_them() {
     let detail = page(&e, "/scale-sets/arc-runners/tinyland-nix", &op).await;
     assert!(detail.body.contains("id=\"resume\""));
     assert!(detail.body.contains("by user-operator"), "{}", detail.body);
+}
+
+// The fleet's history through the real server: the watched fleet's
+// revisions turned into minutes by the recorder, written to the store,
+// read back by `GET /api/v1/history` and drawn on the pages.
+
+/// The watched fleet with `runners` on its one set, `running` of them
+/// counted as running.
+fn history_with_runners(
+    base: &FleetSnapshot,
+    runners: &[(&str, &str, Option<&str>)],
+) -> FleetSnapshot {
+    let mut s = base.clone();
+    let rows: Vec<RunnerRow> = runners
+        .iter()
+        .map(|(name, phase, job)| RunnerRow {
+            name: name.to_string(),
+            phase: Some(phase.to_string()),
+            job_repository: None,
+            workflow_ref: None,
+            job_display_name: None,
+            created: None,
+            pod_phase: None,
+            job_id: job.map(str::to_string),
+        })
+        .collect();
+    let running = rows
+        .iter()
+        .filter(|r| r.phase.as_deref() == Some("Running"))
+        .count() as i64;
+    std::sync::Arc::make_mut(&mut s.scale_sets[0]).runners = rows;
+    std::sync::Arc::make_mut(&mut s.scale_sets[0]).running = running;
+    s.labels[0].running_sum = running;
+    s.owners[0].running_sum = running;
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_minutes_are_served_as_history_and_drawn_on_the_pages() {
+    let api = TestApiServer::start().await;
+    api.insert(set("tinyland-nix", Some(10), json!({})));
+    let e = env(api).await;
+    let start = Instant::now();
+    let base = loop {
+        let now = e.server.state.fleet.current().snapshot.clone();
+        if now.cluster.synced && !now.scale_sets.is_empty() {
+            break now;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "fleet never synced"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(base.labels[0].label, "tinyland-nix");
+    assert_eq!(base.scale_sets[0].owner, "tinyland-inc");
+    // Ten minutes ago two jobs start; one succeeds, one fails; the set is
+    // paused for a while and resumed.
+    let t = |m: i64| {
+        Timestamp::now()
+            .checked_sub(SignedDuration::from_mins(m))
+            .expect("t")
+    };
+    let mut rec = Recorder::default();
+    let mut out = Flush::default();
+    let mut feed = |f: Flush| {
+        out.samples.extend(f.samples);
+        out.pauses.extend(f.pauses);
+    };
+    feed(rec.observe(&base, t(10)));
+    let busy = history_with_runners(
+        &base,
+        &[
+            ("r1", "Running", Some("101")),
+            ("r2", "Running", Some("102")),
+        ],
+    );
+    feed(rec.observe(&busy, t(9)));
+    let ended = history_with_runners(
+        &base,
+        &[
+            ("r1", "Succeeded", Some("101")),
+            ("r2", "Failed", Some("102")),
+        ],
+    );
+    feed(rec.observe(&ended, t(8)));
+    let mut paused = ended.clone();
+    std::sync::Arc::make_mut(&mut paused.scale_sets[0]).paused = true;
+    std::sync::Arc::make_mut(&mut paused.scale_sets[0]).paused_by = Some("alice".into());
+    std::sync::Arc::make_mut(&mut paused.scale_sets[0]).paused_at =
+        Some(t(7).round(jiff::Unit::Second).expect("r").to_string());
+    feed(rec.observe(&paused, t(7)));
+    feed(rec.observe(&ended, t(5)));
+    feed(rec.tick(t(4)));
+    flywheel_server::history::write(&e.server.state.store, &out)
+        .await
+        .expect("write");
+    // Written twice (a retry), still the same history.
+    flywheel_server::history::write(&e.server.state.store, &out)
+        .await
+        .expect("write again");
+
+    let a = get(&e, "/api/v1/history?label=tinyland-nix&since=1h", &[]).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let v = a.json();
+    assert_eq!(v["step"], "1m");
+    let series = v["series"].as_array().expect("series");
+    assert!(series.len() >= 5, "{v:#}");
+    let sum = |f: &str| {
+        series
+            .iter()
+            .map(|p| p[f].as_i64().unwrap_or(0))
+            .sum::<i64>()
+    };
+    assert_eq!(
+        (sum("started"), sum("finished"), sum("failed")),
+        (2, 2, 1),
+        "{v:#}"
+    );
+    assert_eq!(
+        series
+            .iter()
+            .map(|p| p["running"].as_i64().unwrap_or(0))
+            .max(),
+        Some(2)
+    );
+    assert!(series.iter().all(|p| p["max"] == 10), "{v:#}");
+    let pauses = v["pauses"].as_array().expect("pauses");
+    assert_eq!(pauses.len(), 1, "{v:#}");
+    assert_eq!(pauses[0]["by"], "alice");
+    assert_eq!(pauses[0]["name"], "tinyland-nix");
+    assert!(pauses[0]["to"].is_string());
+
+    // By owner, hourly: the same jobs in one or two buckets.
+    let o = get(
+        &e,
+        "/api/v1/history?owner=tinyland-inc&since=2h&step=1h",
+        &[],
+    )
+    .await;
+    assert_eq!(o.status, 200, "{}", o.body);
+    let ov = o.json();
+    let finished: i64 = ov["series"]
+        .as_array()
+        .expect("s")
+        .iter()
+        .map(|p| p["finished"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!((ov["step"].as_str(), finished), (Some("1h"), 2), "{ov:#}");
+
+    // Unknown series: empty, not an error.
+    let u = get(&e, "/api/v1/history?label=no-such-label", &[]).await;
+    assert_eq!(u.status, 200);
+    assert_eq!(u.json()["series"], json!([]));
+
+    // Bad parameters: 400, a stable code, the parameter named.
+    for (q, code, word) in [
+        ("label=tinyland-nix&step=2m", "bad_step", "step"),
+        ("label=tinyland-nix&since=30d", "bad_since", "since"),
+        ("label=tinyland-nix&since=soon", "bad_since", "since"),
+        ("since=1h", "bad_series", "label"),
+    ] {
+        let b = get(&e, &format!("/api/v1/history?{q}"), &[]).await;
+        assert_eq!(b.status, 400, "{q}: {}", b.body);
+        let j = b.json();
+        assert_eq!(j["error"], code, "{q}");
+        assert!(
+            j["message"].as_str().unwrap_or("").contains(word),
+            "{q}: {j}"
+        );
+    }
+    let anon = call(&e.server, "GET", "/api/v1/history?label=x", &[], "").await;
+    assert_eq!(anon.status, 401);
+
+    // The pages draw it: an SVG per chart with a title, the pause shaded,
+    // the numbers in a table.
+    let b = support::session(&e.server, Role::Viewer).await;
+    let overview = page(&e, "/", &b).await;
+    assert_eq!(overview.status, 200);
+    assert!(
+        overview.body.contains("id=\"chart-running-0\""),
+        "{}",
+        overview.body
+    );
+    assert!(
+        overview
+            .body
+            .contains("<svg viewBox=\"0 0 600 160\" role=\"img\"")
+    );
+    assert!(
+        overview
+            .body
+            .contains("label tinyland-nix: runners running vs max</title>")
+    );
+    assert!(
+        overview.body.contains("class=\"pause\""),
+        "the pause is shaded"
+    );
+    assert!(overview.body.contains("paused (alice)"));
+    assert!(
+        overview
+            .body
+            .contains("<details><summary>Numbers</summary>")
+    );
+    assert!(
+        !overview.body.contains("style="),
+        "the CSP allows no inline style"
+    );
+    let detail = page(&e, "/scale-sets/arc-runners/tinyland-nix", &b).await;
+    assert_eq!(detail.status, 200);
+    assert!(
+        detail.body.contains("jobs per hour and failure rate"),
+        "{}",
+        detail.body
+    );
+    assert!(
+        detail.body.contains("2 jobs finished since"),
+        "{}",
+        detail.body
+    );
+    assert!(detail.body.contains("1 failed (50 %)"));
+    assert!(detail.body.contains("class=\"bar\""));
+    assert!(
+        detail
+            .body
+            .contains("owner tinyland-inc: runners running vs max")
+    );
 }

@@ -1,5 +1,6 @@
 //! The store behind `flywheel serve` and the command-line mutations: API
-//! tokens, sessions, passkeys, and the append-only, hash-chained audit log.
+//! tokens, sessions, passkeys, the append-only, hash-chained audit log, and
+//! the fleet's history (per-minute samples per label and owner).
 //!
 //! One [`Store`] over either an embedded SQLite file (the default, WAL mode)
 //! or PostgreSQL (several replicas sharing one database). The two backends
@@ -8,6 +9,7 @@
 //! missing ones and refuses a database that a newer flywheel has migrated.
 
 mod audit;
+mod history;
 mod migrate;
 mod sessions;
 mod tokens;
@@ -15,6 +17,10 @@ mod url;
 
 pub use audit::{
     AuditFilter, AuditRecord, Audited, Broken, NewRecord, Phase, Verification, outcome_of,
+};
+pub use history::{
+    Compacted, HOUR, HistoryRow, HistoryWriter, KEPT, MINUTE, MINUTES_KEPT, PauseRow, bucket,
+    floor_to,
 };
 pub use migrate::{LATEST_VERSION, MIGRATIONS};
 pub use sessions::{NewSession, PasskeyRow, Session, SessionLimits, random_id, stamp};

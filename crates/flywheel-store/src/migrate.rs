@@ -17,6 +17,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/20261202000000_sessions.sql"),
         include_str!("../migrations/postgres/20261202000000_sessions.sql"),
     ),
+    (
+        20261203000000,
+        "history",
+        include_str!("../migrations/sqlite/20261203000000_history.sql"),
+        include_str!("../migrations/postgres/20261203000000_history.sql"),
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -4,7 +4,11 @@
 #[path = "support/pg.rs"]
 mod pg;
 
-use flywheel_store::{AuditFilter, NewRecord, Phase, Role, Store, StoreError};
+use flywheel_store::{
+    AuditFilter, HOUR, HistoryRow, MINUTE, NewRecord, PauseRow, Phase, Role, Store, StoreError,
+    floor_to,
+};
+use jiff::{SignedDuration, Timestamp};
 use secrecy::{ExposeSecret, SecretString};
 /// What keeps a backend alive for one test: the SQLite directory, or the
 /// PostgreSQL server (stopped when dropped, also when the test panics; never
@@ -530,4 +534,158 @@ async fn passkeys_belong_to_their_identity() {
         assert!(s.delete_passkey("alice", "cred-1").await.expect("del"));
         assert!(s.passkey("cred-1").await.expect("get").is_none());
     }
+}
+
+// The fleet's history: minutes upserted, folded into hours after 48 h, gone
+// after 14 days, and one writer among replicas.
+
+fn minute(key: &str, t: Timestamp, running: i64, max: Option<i64>, started: i64) -> HistoryRow {
+    HistoryRow {
+        kind: "label".into(),
+        key: key.into(),
+        step: MINUTE,
+        t: t.as_second(),
+        running,
+        max,
+        started,
+        finished: started,
+        failed: 0,
+    }
+}
+
+fn ago(now: Timestamp, d: SignedDuration) -> Timestamp {
+    now.checked_sub(d).expect("time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minutes_are_upserted_folded_into_hours_and_forgotten_after_fourteen_days() {
+    let now: Timestamp = "2026-12-10T12:30:00Z".parse().expect("now");
+    for (name, url, _keep) in urls("history_retention") {
+        let s = Store::open(&url).await.expect("open");
+        let recent = ago(now, SignedDuration::from_mins(10));
+        // Three days ago, two minutes of one hour: folded into that hour.
+        let old_hour = floor_to(ago(now, SignedDuration::from_hours(72)).as_second(), HOUR);
+        let old = |m: i64| Timestamp::from_second(old_hour + m * MINUTE).expect("t");
+        let ancient = ago(now, SignedDuration::from_hours(15 * 24));
+        s.history_put(&[
+            minute("nix", recent, 3, Some(10), 1),
+            minute("nix", old(1), 7, Some(10), 2),
+            minute("nix", old(2), 4, None, 3),
+            minute("nix", ancient, 9, Some(10), 5),
+        ])
+        .await
+        .expect("put");
+        // The same minute again (a second flush) replaces, never adds.
+        s.history_put(&[minute("nix", recent, 3, Some(10), 1)])
+            .await
+            .expect("again");
+        s.history_put_pauses(&[PauseRow {
+            kind: "label".into(),
+            key: "nix".into(),
+            namespace: "arc-runners".into(),
+            name: "nix-a".into(),
+            by: Some("alice".into()),
+            from: ago(now, SignedDuration::from_hours(3)).as_second(),
+            to: ago(now, SignedDuration::from_hours(2)).as_second(),
+        }])
+        .await
+        .expect("pause");
+
+        let done = s.history_compact(now).await.expect("compact");
+        assert_eq!(done.folded, 2, "{name}: the two old minutes");
+        assert_eq!(done.deleted, 1, "{name}: the 15-day-old minute");
+        // Compacting again changes nothing (no double counting).
+        let again = s.history_compact(now).await.expect("compact again");
+        assert_eq!((again.folded, again.deleted), (0, 0), "{name}");
+
+        let since = ago(now, SignedDuration::from_hours(14 * 24)).as_second();
+        let rows = s.history_rows("label", "nix", since).await.expect("rows");
+        assert_eq!(rows.len(), 2, "{name}: {rows:?}");
+        let hour = &rows[0];
+        assert_eq!((hour.step, hour.t), (HOUR, old_hour), "{name}");
+        assert_eq!(
+            (hour.running, hour.max, hour.started, hour.finished),
+            (7, None, 5, 5),
+            "{name}: peak running, unlimited wins, jobs summed"
+        );
+        assert_eq!((rows[1].step, rows[1].started), (MINUTE, 1), "{name}");
+        assert!(
+            s.history_rows("label", "nobody", since)
+                .await
+                .expect("none")
+                .is_empty(),
+            "{name}"
+        );
+        let pauses = s.history_pauses("label", "nix", since).await.expect("p");
+        assert_eq!(pauses.len(), 1, "{name}");
+        assert_eq!(pauses[0].by.as_deref(), Some("alice"));
+        // Fourteen days on, the pause is gone too.
+        let later = now
+            .checked_add(SignedDuration::from_hours(15 * 24))
+            .expect("t");
+        s.history_compact(later).await.expect("later");
+        assert!(
+            s.history_pauses("label", "nix", 0)
+                .await
+                .expect("p")
+                .is_empty()
+        );
+        assert!(
+            s.history_rows("label", "nix", 0)
+                .await
+                .expect("r")
+                .is_empty()
+        );
+        s.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_postgresql_write_one_set_of_rows() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let server = pg::PgServer::start();
+    let url = server.database("history_writer");
+    let a = Store::open(&url).await.expect("a");
+    let b = Store::open(&url).await.expect("b");
+    let t0: Timestamp = "2026-12-10T12:00:00Z".parse().expect("t");
+    let mut writers = (
+        a.history_writer().await.expect("ask a"),
+        b.history_writer().await.expect("ask b"),
+    );
+    assert!(writers.0.is_some(), "the first replica writes");
+    assert!(
+        writers.1.is_none(),
+        "the second does not while the first holds it"
+    );
+    // Both replicas saw the same ten minutes; each writes only when it holds
+    // the lock (what the recorder task does).
+    for m in 0..10 {
+        let t = t0.checked_add(SignedDuration::from_mins(m)).expect("t");
+        let row = [minute("nix", t, 2, Some(4), 1)];
+        for (store, w) in [(&a, &mut writers.0), (&b, &mut writers.1)] {
+            if let Some(w) = w
+                && w.still_held().await
+            {
+                store.history_put(&row).await.expect("put");
+            }
+        }
+    }
+    let rows = b.history_rows("label", "nix", 0).await.expect("rows");
+    assert_eq!(rows.len(), 10);
+    assert_eq!(rows.iter().map(|r| r.started).sum::<i64>(), 10);
+    // The writer goes away (its replica stops): the other takes over.
+    drop(writers.0.take());
+    let mut taken = None;
+    for _ in 0..50 {
+        taken = b.history_writer().await.expect("ask b again");
+        if taken.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut w = taken.expect("the second replica takes over");
+    assert!(w.still_held().await);
+    assert!(a.history_writer().await.expect("ask a").is_none());
+    a.close().await;
+    b.close().await;
 }

@@ -468,6 +468,9 @@ pub fn run(args: ServeArgs) -> u8 {
             state.expect_cluster();
             tokio::spawn(watch_cluster(state.clone(), args.kubeconfig, args.context));
         }
+        // The fleet's history: minutes per label and owner into the store
+        // (one writer among replicas; see docs/api.md#history).
+        tokio::spawn(flywheel_server::history::record(state.clone()));
         let sweeper = state.clone();
         tokio::spawn(async move {
             loop {
