@@ -44,6 +44,25 @@ pub struct Platform {
     /// the rendered contract document, and left out of the JSON when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gitlab: Option<GitlabLane>,
+    /// A Prometheus that scrapes ARC's listener metrics (`gha_*`):
+    /// `flywheel serve` reads the jobs a paused set holds from it. Absent:
+    /// held jobs are unknown. Not part of the rendered document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusSource>,
+}
+
+/// `prometheus:`: where ARC's listener metrics can be queried.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct PrometheusSource {
+    /// The Prometheus HTTP API base, e.g. `http://prometheus.monitoring:9090`.
+    pub url: Located<String>,
+    /// Seconds between queries (10 to 3600, default 30).
+    #[serde(default)]
+    pub poll_seconds: Option<Located<u32>>,
+}
+
+impl PrometheusSource {
+    pub const DEFAULT_POLL_SECONDS: u32 = 30;
 }
 
 /// `gitlab:`: where the GitLab compatibility runners are registered.

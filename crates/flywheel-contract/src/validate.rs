@@ -345,6 +345,44 @@ pub fn validate(p: &Platform) -> Vec<Problem> {
         }
     }
 
+    // The Prometheus held jobs are read from.
+    if let Some(pr) = &p.prometheus {
+        let u = &pr.url.value;
+        let rest = u
+            .strip_prefix("https://")
+            .or_else(|| u.strip_prefix("http://"));
+        let why = match rest {
+            None => {
+                Some("give an http:// or https:// URL such as http://prometheus.monitoring:9090")
+            }
+            Some(r) if r.split('/').next().unwrap_or_default().is_empty() => {
+                Some("the URL has no host")
+            }
+            Some(r) if r.split('/').next().unwrap_or_default().contains('@') => {
+                Some("the URL may not hold user information")
+            }
+            Some(r)
+                if r.contains(['?', '#'])
+                    || u.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+            {
+                Some("the URL may not have a query, fragment, space or control character")
+            }
+            Some(_) => None,
+        };
+        if let Some(why) = why {
+            out.push(pr.url.pos, "prometheus.url", why);
+        }
+        if let Some(secs) = &pr.poll_seconds
+            && !(10..=3600).contains(&secs.value)
+        {
+            out.push(
+                secs.pos,
+                "prometheus.poll_seconds",
+                format!("{} s is outside 10 to 3600", secs.value),
+            );
+        }
+    }
+
     // Out-of-contract values: unique, scannable, and the contract never uses them.
     out.unique(
         p.out_of_contract

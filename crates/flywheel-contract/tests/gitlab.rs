@@ -135,3 +135,40 @@ fn gitlab_urls_are_https_or_loopback_http() {
         assert!(gitlab_url(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn a_prometheus_section_is_read_and_bad_urls_are_refused_at_their_line() {
+    let text = with_gitlab("prometheus:\n  url: http://prometheus.monitoring:9090\n");
+    let p = load_str(Path::new("p.yaml"), &text).expect("valid");
+    let pr = p.prometheus.as_ref().expect("prometheus");
+    assert_eq!(pr.url.value, "http://prometheus.monitoring:9090");
+    assert!(pr.poll_seconds.is_none());
+    assert_eq!(
+        render_markdown(&p),
+        render_markdown(&load_str(Path::new("p.yaml"), &example_text()).expect("valid"))
+    );
+    for (url, says) in [
+        ("ftp://prometheus", "http:// or https://"),
+        ("http://user:pw@prometheus:9090", "user information"),
+        ("https://prometheus/?x=1", "query"),
+        ("http:///api", "no host"),
+    ] {
+        let text = with_gitlab(&format!("prometheus:\n  url: {url}\n"));
+        let found = problems(&text);
+        let line = line_of(&text, url);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains(says) && p.contains(&format!(":{line}:"))),
+            "{url}: {found:?}"
+        );
+    }
+    let text = with_gitlab("prometheus:\n  url: http://p:9090\n  poll_seconds: 5\n");
+    assert!(
+        problems(&text)
+            .iter()
+            .any(|p| p.contains("prometheus.poll_seconds") || p.contains("outside 10 to 3600")),
+        "{:?}",
+        problems(&text)
+    );
+}

@@ -129,10 +129,10 @@ pub struct SetRow {
     pub pause_error: Option<String>,
     /// Its listener exists, is not being deleted, and its pod runs.
     pub listener_healthy: bool,
-    /// Jobs acquired by a paused set that wait (ARC #3446): `null` when
-    /// not known. The watched objects cannot tell (a paused set has no
-    /// runners to carry them); the listener's statistics
-    /// (`gha_assigned_jobs` - `gha_running_jobs`) can, once read.
+    /// Jobs acquired by a paused set that wait (ARC #3446): its listener's
+    /// `gha_assigned_jobs` - `gha_running_jobs`, read from Prometheus
+    /// ([`crate::watch::Fleet::set_held_jobs`]); `null` when not paused, or
+    /// when that cannot be read (the watched objects cannot tell).
     pub held_jobs: Option<u64>,
     /// Its EphemeralRunners (not in the fleet JSON; the set's detail).
     #[serde(skip)]

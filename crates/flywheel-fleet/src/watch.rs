@@ -18,7 +18,7 @@
 //! [`Fleet::subscribe_changes`]) never reach the cluster: zero Kubernetes
 //! requests per page view or API call.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -247,6 +247,9 @@ struct Inner {
     stats: Mutex<Vec<WatchStat>>,
     /// The GitLab rows every revision carries (set by the GitLab poller).
     gitlab: Mutex<Vec<serde_json::Value>>,
+    /// Jobs assigned but not running, by set (`namespace`, `name`), from
+    /// ARC's listener metrics; `None`: unknown.
+    held: Mutex<Option<HashMap<(String, String), u64>>>,
     /// One publisher at a time (the watches and the GitLab poller); the
     /// rows of the last build, reused for the sets that did not change.
     publishing: Mutex<snapshot::BuildCache>,
@@ -328,6 +331,7 @@ impl Fleet {
                 events,
                 stats: Mutex::new(stats),
                 gitlab: Mutex::new(Vec::new()),
+                held: Mutex::new(None),
                 publishing: Mutex::new(snapshot::BuildCache::default()),
             }),
         }
@@ -456,9 +460,33 @@ impl Fleet {
         self.publish_next(&current, next);
     }
 
+    /// The jobs each set's listener holds assigned but not running (from
+    /// ARC's `gha_assigned_jobs` - `gha_running_jobs`); `None` when they
+    /// cannot be read. Paused sets show them as `held_jobs`.
+    pub fn set_held_jobs(&self, held: Option<HashMap<(String, String), u64>>) {
+        let _one = lock(&self.inner.publishing);
+        *lock(&self.inner.held) = held;
+        let current = self.current();
+        let next = current.snapshot.clone();
+        self.publish_next(&current, next);
+    }
+
     /// Publishes `next` as the revision after `current`, when it differs
     /// (the caller holds the publishing lock).
-    fn publish_next(&self, current: &Published, next: FleetSnapshot) {
+    fn publish_next(&self, current: &Published, mut next: FleetSnapshot) {
+        {
+            let held = lock(&self.inner.held);
+            for row in &mut next.scale_sets {
+                // Held jobs are those of a paused set; unknown without metrics.
+                let want = match (&*held, row.paused) {
+                    (Some(h), true) => h.get(&(row.namespace.clone(), row.name.clone())).copied(),
+                    _ => None,
+                };
+                if row.held_jobs != want {
+                    Arc::make_mut(row).held_jobs = want;
+                }
+            }
+        }
         // The views and counts follow from the rows: no change, no revision.
         let changes = snapshot::changes(&current.snapshot, &next);
         if changes.is_empty() {

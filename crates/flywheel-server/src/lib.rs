@@ -27,6 +27,7 @@ pub mod oidc;
 mod pages;
 pub mod passkey;
 pub mod peer;
+pub mod prometheus;
 pub mod routes;
 mod scale_sets;
 pub mod session;

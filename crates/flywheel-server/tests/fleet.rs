@@ -1018,3 +1018,54 @@ async fn recorded_minutes_are_served_as_history_and_drawn_on_the_pages() {
             .contains("owner tinyland-inc: runners running vs max")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_set_shows_the_jobs_its_listener_holds_from_prometheus_and_unknown_without() {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let e = seeded().await;
+    until(&e, "/api/v1/fleet", |v| v["cluster"]["synced"] == true).await;
+    // jess-docker is paused; tinyland-nix is not.
+    let prom = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/query"))
+        .and(query_param(
+            "query",
+            flywheel_server::prometheus::QUERY,
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "status": "success",
+            "data": {"resultType": "vector", "result": [
+                {"metric": {"namespace": "arc-runners", "name": "jess-docker"}, "value": [1764566400.0, "4"]},
+                {"metric": {"namespace": "arc-runners", "name": "tinyland-nix"}, "value": [1764566400.0, "2"]}
+            ]}
+        })))
+        .up_to_n_times(1)
+        .mount(&prom)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/query"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("overloaded"))
+        .mount(&prom)
+        .await;
+    let poll = tokio::spawn(flywheel_server::prometheus::poll_held_jobs(
+        e.server.state.fleet.clone(),
+        prom.uri(),
+        Duration::from_millis(300),
+    ));
+    let v = until(&e, "/api/v1/fleet", |v| {
+        find(v, "jess-docker").is_some_and(|s| s["held_jobs"] == 4)
+    })
+    .await;
+    // Held jobs are a paused set's: the running set shows none.
+    assert_eq!(
+        find(&v, "tinyland-nix").map(|s| s["held_jobs"].clone()),
+        Some(Value::Null)
+    );
+    // Prometheus fails next: unknown again, never a stale number or 0.
+    until(&e, "/api/v1/fleet", |v| {
+        find(v, "jess-docker").is_some_and(|s| s["held_jobs"].is_null())
+    })
+    .await;
+    poll.abort();
+}

@@ -462,6 +462,21 @@ pub fn run(args: ServeArgs) -> u8 {
         if !args.overlays.is_empty() {
             tokio::spawn(state.enrollment.clone().run());
         }
+        if let Some(pr) = &platform.prometheus {
+            let every = pr
+                .poll_seconds
+                .as_ref()
+                .map_or(flywheel_contract::PrometheusSource::DEFAULT_POLL_SECONDS, |s| s.value);
+            tracing::info!(
+                "held jobs of paused sets: from Prometheus {} every {every} s",
+                flywheel_redact::redact(&pr.url.value)
+            );
+            tokio::spawn(flywheel_server::prometheus::poll_held_jobs(
+                state.fleet.clone(),
+                pr.url.value.clone(),
+                Duration::from_secs(u64::from(every)),
+            ));
+        }
         if args.no_cluster {
             tracing::info!("no cluster (--no-cluster): the fleet stays empty");
         } else {
