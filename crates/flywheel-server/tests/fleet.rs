@@ -1069,3 +1069,53 @@ async fn a_paused_set_shows_the_jobs_its_listener_holds_from_prometheus_and_unkn
     .await;
     poll.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_client_that_falls_behind_is_dropped_not_buffered_for() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let s = support::start(false, &[]).await;
+    let auth = format!("Bearer {}", token(&s, Role::Viewer).await);
+    let mut req = axum::http::Request::get("/api/v1/events")
+        .header("authorization", &auth)
+        .body(axum::body::Body::empty())
+        .expect("request");
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(flywheel_server::Peer::plain(
+            s.addr,
+        )));
+    let resp = flywheel_server::router(s.state.clone())
+        .oneshot(req)
+        .await
+        .expect("answer");
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let hello = body
+        .frame()
+        .await
+        .expect("a frame")
+        .expect("no error")
+        .into_data()
+        .expect("data");
+    assert!(String::from_utf8_lossy(&hello).contains("event: hello"));
+    // 100 revisions while this client reads nothing.
+    for i in 0..100 {
+        s.state
+            .fleet
+            .set_gitlab_runners(vec![json!({"id": i, "compatibility": true})]);
+    }
+    // It is dropped: the stream ends at once, with none of them queued.
+    let rest = tokio::time::timeout(Duration::from_secs(5), body.collect())
+        .await
+        .expect("the stream ended instead of replaying")
+        .expect("body")
+        .to_bytes();
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("gitlab-runners"),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+    let m = call(&s, "GET", "/metrics", &[], "").await.body;
+    assert!(m.contains("flywheel_sse_dropped_total 1"), "{m}");
+    assert!(m.contains("flywheel_sse_clients 0"), "{m}");
+}
