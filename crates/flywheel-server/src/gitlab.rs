@@ -147,28 +147,18 @@ pub(crate) async fn act(
         json!({"paused": paused}),
     );
     rec.before = json!({"paused": now.paused, "class": now.class});
-    let done = match s
-        .store
-        .audited(
-            rec,
-            gitlab.set_paused(id, paused),
-            flywheel_store::outcome_of,
-        )
-        .await
+    let result = match crate::audited(
+        s,
+        rec,
+        gitlab.set_paused(id, paused),
+        flywheel_store::outcome_of,
+    )
+    .await
     {
-        Ok(d) => d,
-        Err(e) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "audit_unavailable",
-                &e.to_string(),
-            );
-        }
+        Ok(r) => r,
+        Err(refused) => return refused,
     };
-    if let Some(e) = done.unrecorded {
-        tracing::error!(error = %e, action, "the audit result was not written");
-    }
-    match done.result {
+    match result {
         Ok(row) => Json(row).into_response(),
         Err(e) => failed(&e),
     }

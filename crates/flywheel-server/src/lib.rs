@@ -248,6 +248,30 @@ fn hex_lower(b: &[u8]) -> String {
 /// The largest request body accepted (413 past it).
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// A mutation through the audit (intent first, fail closed; see
+/// `Store::audited`): its result, or the 503 `audit_unavailable` answer when
+/// the intent could not be written (then the mutation never ran). A result
+/// record that could not be written is logged with its action.
+pub(crate) async fn audited<T>(
+    s: &AppState,
+    rec: flywheel_store::NewRecord,
+    mutation: impl std::future::Future<Output = T>,
+    outcome: impl FnOnce(&T) -> &'static str,
+) -> Result<T, Response> {
+    let action = rec.action.clone();
+    let done = s.store.audited(rec, mutation, outcome).await.map_err(|e| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            &e.to_string(),
+        )
+    })?;
+    if let Some(e) = done.unrecorded {
+        tracing::error!(error = %e, action = %action, "the audit result was not written");
+    }
+    Ok(done.result)
+}
+
 /// A JSON error with a stable `error` code.
 pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (

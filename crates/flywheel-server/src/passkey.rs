@@ -412,24 +412,18 @@ async fn register_finish(
         audit_target(&credential_id),
         serde_json::json!({"identity": who.name, "name": row.name, "role": row.role.as_str()}),
     );
-    let done = match s
-        .store
-        .audited(rec, s.store.add_passkey(&row), flywheel_store::outcome_of)
-        .await
+    let result = match crate::audited(
+        &s,
+        rec,
+        s.store.add_passkey(&row),
+        flywheel_store::outcome_of,
+    )
+    .await
     {
-        Ok(d) => d,
-        Err(e) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "audit_unavailable",
-                &e.to_string(),
-            );
-        }
+        Ok(r) => r,
+        Err(refused) => return refused,
     };
-    if let Some(e) = done.unrecorded {
-        tracing::error!(error = %e, "passkey.register: the audit result was not written");
-    }
-    match done.result {
+    match result {
         Ok(()) => (
             StatusCode::CREATED,
             Json(serde_json::json!({
@@ -481,25 +475,14 @@ async fn delete_own(
         audit_target(id),
         serde_json::json!({"identity": who.name, "deleted": true}),
     );
-    let done = s
-        .store
-        .audited(rec, s.store.delete_passkey(&who.name, id), |r| match r {
-            Ok(true) => "ok",
-            Ok(false) => "no-op",
-            Err(_) => "failed",
-        })
-        .await
-        .map_err(|e| {
-            Box::new(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "audit_unavailable",
-                &e.to_string(),
-            ))
-        })?;
-    if let Some(e) = done.unrecorded {
-        tracing::error!(error = %e, "passkey.delete: the audit result was not written");
-    }
-    done.result.map_err(|e| Box::new(store_down(e)))
+    let result = crate::audited(s, rec, s.store.delete_passkey(&who.name, id), |r| match r {
+        Ok(true) => "ok",
+        Ok(false) => "no-op",
+        Err(_) => "failed",
+    })
+    .await
+    .map_err(Box::new)?;
+    result.map_err(|e| Box::new(store_down(e)))
 }
 
 async fn delete_api(

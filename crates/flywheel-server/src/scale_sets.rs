@@ -139,32 +139,22 @@ pub(crate) async fn act(
         json!({"maxRunners": after_max}),
     );
     rec.before = json!({"maxRunners": set.max_runners});
-    let done = match s
-        .store
-        .audited(
-            rec,
-            kube.apply_scale_set(namespace, name, &body, FIELD_MANAGER, true),
-            |r| match r {
-                Ok(ApplyOutcome::Applied(..)) => "ok",
-                Ok(ApplyOutcome::Conflict(_)) => "conflict",
-                Err(_) => "failed",
-            },
-        )
-        .await
+    let result = match crate::audited(
+        s,
+        rec,
+        kube.apply_scale_set(namespace, name, &body, FIELD_MANAGER, true),
+        |r| match r {
+            Ok(ApplyOutcome::Applied(..)) => "ok",
+            Ok(ApplyOutcome::Conflict(_)) => "conflict",
+            Err(_) => "failed",
+        },
+    )
+    .await
     {
-        Ok(d) => d,
-        Err(e) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "audit_unavailable",
-                &e.to_string(),
-            );
-        }
+        Ok(r) => r,
+        Err(refused) => return refused,
     };
-    if let Some(e) = done.unrecorded {
-        tracing::error!(error = %e, action = action.audit(), "the audit result was not written");
-    }
-    match done.result {
+    match result {
         Ok(ApplyOutcome::Applied(now, _)) => Json(view(&now)).into_response(),
         Ok(ApplyOutcome::Conflict(message)) => {
             let current = match kube.scale_set(namespace, name).await {
