@@ -516,3 +516,42 @@ async fn the_token_never_reaches_a_response_the_audit_log_or_the_logs() {
     );
     assert!(!logged.contains(TOKEN), "{logged}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gitlab_page_lists_runners_by_class_and_operators_pause_from_it() {
+    let e = env().await;
+    put_mock(&e, 11, &["gl-nix", "nixos"]).mount(&e.gl).await;
+    let viewer = support::session(&e.s, Role::Viewer).await;
+    let page = call(&e.s, "GET", "/gitlab", &[("Cookie", &viewer.cookie)], "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for want in [
+        "<code>gl-nix</code>",
+        "<code>gl-docker</code>",
+        "compatibility",
+        "data-runner=\"11\"",
+        "data-runner=\"12\"",
+        "data-runner=\"5\"",
+    ] {
+        assert!(page.body.contains(want), "{want} not on the page");
+    }
+    // Runner 9 carries no contract class: not listed.
+    assert!(!page.body.contains("data-runner=\"9\""));
+    // A viewer gets no form, and the server refuses the post anyway.
+    assert!(!page.body.contains("/gitlab/runners/11/pause"));
+    let refused = support::form(&e.s, "/gitlab/runners/11/pause", &viewer).await;
+    assert_eq!(refused.status, 403);
+    assert!(puts(&e).await.is_empty());
+    // An operator pauses from the page: one PUT, then back to the page.
+    let op = support::session(&e.s, Role::Operator).await;
+    let page = call(&e.s, "GET", "/gitlab", &[("Cookie", &op.cookie)], "").await;
+    assert!(page.body.contains("action=\"/gitlab/runners/11/pause\""));
+    assert!(page.body.contains("hx-confirm="));
+    let done = support::form(&e.s, "/gitlab/runners/11/pause", &op).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.header("location").as_deref(), Some("/gitlab"));
+    let sent = puts(&e).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(String::from_utf8_lossy(&sent[0].body), "paused=true");
+    let page = call(&e.s, "GET", "/gitlab", &[("Cookie", &op.cookie)], "").await;
+    assert!(page.body.contains("action=\"/gitlab/runners/11/resume\""));
+}
