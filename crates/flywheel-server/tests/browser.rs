@@ -683,15 +683,7 @@ async fn an_operator_behind_the_proxy_pauses_and_resumes_and_sees_changes_arrive
     api.insert(scale_set("tinyland-nix", 10));
     api.insert(scale_set("tinyland-docker", 5));
     let dir = tempfile::tempdir().expect("tmp");
-    let kubeconfig = api.write_kubeconfig(dir.path(), "fleet");
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cluster = flywheel_cluster::Cluster::from_kubeconfig_file(
-        &kubeconfig,
-        Some("fleet"),
-        flywheel_cluster::Policy::default(),
-    )
-    .await
-    .expect("cluster");
+    let cluster = support::cluster_of(&api, dir.path()).await;
     let fleet = flywheel_fleet::watch::Fleet::new(flywheel_fleet::snapshot::FleetConfig {
         namespaces: flywheel_fleet::snapshot::FleetConfig::default_namespaces(),
         shared_labels: vec!["tinyland-nix".into(), "tinyland-docker".into()],

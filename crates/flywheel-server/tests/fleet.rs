@@ -88,15 +88,7 @@ struct Env {
 /// restart often).
 async fn env(api: TestApiServer) -> Env {
     let dir = tempfile::tempdir().expect("tmp");
-    let path = api.write_kubeconfig(dir.path(), "fleet");
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cluster = flywheel_cluster::Cluster::from_kubeconfig_file(
-        &path,
-        Some("fleet"),
-        flywheel_cluster::Policy::default(),
-    )
-    .await
-    .expect("cluster");
+    let cluster = support::cluster_of(&api, dir.path()).await;
     let fleet = Fleet::new(FleetConfig {
         namespaces: FleetConfig::default_namespaces(),
         shared_labels: vec!["tinyland-nix".into(), "tinyland-docker".into()],
@@ -628,7 +620,6 @@ async fn readyz_waits_for_the_watches_and_metrics_show_the_fleet() {
     let api = TestApiServer::start().await;
     api.insert(set("tinyland-nix", Some(10), json!({})));
     let dir = tempfile::tempdir().expect("tmp");
-    let path = api.write_kubeconfig(dir.path(), "fleet");
     let fleet = Fleet::new(FleetConfig {
         namespaces: FleetConfig::default_namespaces(),
         shared_labels: vec!["tinyland-nix".into()],
@@ -649,13 +640,7 @@ async fn readyz_waits_for_the_watches_and_metrics_show_the_fleet() {
     let a = call(&s, "GET", "/readyz", &[], "").await;
     assert_eq!(a.status, 503, "{}", a.body);
     assert!(a.body.contains("have not listed"), "{}", a.body);
-    let cluster = flywheel_cluster::Cluster::from_kubeconfig_file(
-        &path,
-        Some("fleet"),
-        flywheel_cluster::Policy::default(),
-    )
-    .await
-    .expect("cluster");
+    let cluster = support::cluster_of(&api, dir.path()).await;
     let client = cluster.client().clone();
     tokio::spawn(async move { fleet.run(client).await });
     let start = Instant::now();

@@ -244,3 +244,20 @@ pub fn set_cookie(a: &Answer) -> Option<String> {
     a.header("set-cookie")
         .and_then(|c| c.split(';').next().map(str::to_string))
 }
+
+/// The cluster behind the test apiserver `api`, through the real kube
+/// client (a kubeconfig for it is written into `dir`).
+pub async fn cluster_of(
+    api: &flywheel_testapi::TestApiServer,
+    dir: &std::path::Path,
+) -> flywheel_cluster::Cluster {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let path = api.write_kubeconfig(dir, "fleet");
+    flywheel_cluster::Cluster::from_kubeconfig_file(
+        &path,
+        Some("fleet"),
+        flywheel_cluster::Policy::default(),
+    )
+    .await
+    .expect("cluster")
+}
